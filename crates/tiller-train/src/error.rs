@@ -1,0 +1,142 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+use tiller_data::DataError;
+use tiller_model::ModelError;
+
+/// Errors from loading rollouts, training, checkpointing and exporting.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A training configuration value is invalid.
+    #[error("invalid train configuration: {field} = {value}: {reason}")]
+    InvalidConfig {
+        /// The offending `[train]` field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+
+    /// Reading or validating the rollout files failed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+
+    /// Building, running or exporting the scorer failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+
+    /// A rollout record cannot be used for training.
+    #[error("rollout {prompt_id}/{sample_index} cannot be trained on: {reason}")]
+    InvalidRollout {
+        /// The record's prompt id.
+        prompt_id: String,
+        /// The record's sample index.
+        sample_index: i32,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// No rollout landed in the training split.
+    #[error(
+        "no training data: {records} rollouts were read and {validation} of them fall in the \
+         validation split; lower validation_fraction or add rollouts"
+    )]
+    NoTrainingData {
+        /// Rollouts read.
+        records: usize,
+        /// Rollouts in the validation split.
+        validation: usize,
+    },
+
+    /// The rollouts lack a field the objective needs.
+    #[error("the {objective} objective needs {what}; {hint}")]
+    MissingRolloutField {
+        /// The configured objective.
+        objective: &'static str,
+        /// The missing data.
+        what: &'static str,
+        /// How to produce it.
+        hint: &'static str,
+    },
+
+    /// The loss or the gradient became NaN or infinite; nothing was written
+    /// for this step.
+    #[error(
+        "non-finite {quantity} ({value}) at step {step}; no checkpoint was written for this step. \
+         Lower lr, enable clip_norm or check the rewards"
+    )]
+    NonFinite {
+        /// The optimizer step (1-based) that produced it.
+        step: usize,
+        /// `loss` or `gradient norm`.
+        quantity: &'static str,
+        /// The value.
+        value: f64,
+    },
+
+    /// A file or directory could not be read or written.
+    #[error("failed to access {path}: {source}")]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A checkpoint is malformed or does not belong to this run.
+    #[error("invalid checkpoint {path}: {reason}")]
+    InvalidCheckpoint {
+        /// The checkpoint directory or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The run directory already holds checkpoints of another run.
+    #[error(
+        "{path} already holds checkpoints (newest: step {step}); pass resume to continue that \
+         run or choose another run directory"
+    )]
+    CheckpointsExist {
+        /// The checkpoints directory.
+        path: PathBuf,
+        /// Step of the newest checkpoint.
+        step: usize,
+    },
+
+    /// Resuming with a configuration that changes the training computation.
+    #[error(
+        "cannot resume from {path}: train.{field} is {current} but the checkpoint was trained \
+         with {checkpoint}; restore the setting or start a new run"
+    )]
+    ResumeConfigMismatch {
+        /// The checkpoint directory.
+        path: PathBuf,
+        /// The differing field.
+        field: String,
+        /// The checkpoint's value, as JSON.
+        checkpoint: String,
+        /// The current value, as JSON.
+        current: String,
+    },
+
+    /// The TensorBoard event directory could not be prepared or read.
+    #[error("TensorBoard events in {path}: {reason}")]
+    TensorBoard {
+        /// The event directory or file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl TrainError {
+    /// Wraps an I/O error with the path it concerns.
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+        let path = path.into();
+        move |source| TrainError::Io { path, source }
+    }
+}
