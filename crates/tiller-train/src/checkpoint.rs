@@ -1,6 +1,6 @@
 //! Checkpoints under `<run_dir>/checkpoints/step-000120/`.
 //!
-//! A checkpoint directory holds:
+//! A checkpoint directory contains:
 //!
 //! - `model.bpk`: scorer weights (burnpack, with the parameter ids the
 //!   optimizer state refers to);

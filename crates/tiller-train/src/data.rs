@@ -52,7 +52,7 @@ pub struct Dataset {
     pub validation: Vec<Example>,
     /// Whether the files carry the cached top-k columns.
     pub has_topk: bool,
-    /// Largest token id in any example.
+    /// Largest token id in any example, cached top-k ids included.
     pub max_token_id: u32,
     /// Prompts cut at the front to fit `max_len`.
     pub truncated_prompts: usize,
@@ -128,8 +128,9 @@ pub fn load_dataset(paths: &[PathBuf], config: &TrainConfig) -> Result<Dataset, 
         if truncated {
             dataset.truncated_prompts += 1;
         }
-        let max_id = example.tokens.iter().copied().max().unwrap_or(0);
-        dataset.max_token_id = dataset.max_token_id.max(max_id);
+        let cached_ids = example.topk_ids.iter().flatten().flatten();
+        let max_id = example.tokens.iter().chain(cached_ids).copied().max();
+        dataset.max_token_id = dataset.max_token_id.max(max_id.unwrap_or(0));
         match split {
             Split::Train => dataset.train.push(example),
             Split::Validation => dataset.validation.push(example),

@@ -34,7 +34,7 @@ pub enum TrainError {
         prompt_id: String,
         /// The record's sample index.
         sample_index: i32,
-        /// What is wrong and how to fix it.
+        /// The problem and its fix.
         reason: String,
     },
 
@@ -91,13 +91,13 @@ pub enum TrainError {
     InvalidCheckpoint {
         /// The checkpoint directory or file.
         path: PathBuf,
-        /// What is wrong.
+        /// The problem.
         reason: String,
     },
 
-    /// The run directory already holds checkpoints of another run.
+    /// The run directory already contains checkpoints of another run.
     #[error(
-        "{path} already holds checkpoints (newest: step {step}); pass resume to continue that \
+        "{path} already contains checkpoints (newest: step {step}); pass resume to continue that \
          run or choose another run directory"
     )]
     CheckpointsExist {

@@ -139,16 +139,26 @@ pub fn train(
     } else {
         None
     };
+    // Read and check the checkpoint before touching the event directory, so
+    // a rejected resume leaves no empty event file behind.
+    let loaded = match &resume_from {
+        Some((_, path)) => {
+            let loaded = checkpoint::load(path)?;
+            checkpoint::check_resume_config(path, &loaded.state.config, config)?;
+            Some(loaded)
+        }
+        None => None,
+    };
 
     let device = options.device.clone().autodiff();
     let inference_device = options.device.clone().without_autodiff();
     let events = EventLog::open(&run_dir.join("tensorboard"), resume_from.is_some())?;
     let scorer_config = config.scorer_config(vocab_size);
-    let mut trainer = match &resume_from {
-        Some((_, path)) => resume_trainer(
+    let mut trainer = match loaded {
+        Some(loaded) => resume_trainer(
             config,
             &dataset,
-            path,
+            loaded,
             vocab_size,
             completion,
             &device,
@@ -354,7 +364,7 @@ fn topk_completion(config: &TrainConfig, dataset: &Dataset) -> TopkCompletion {
 fn resume_trainer<'a>(
     config: &'a TrainConfig,
     dataset: &'a Dataset,
-    path: &Path,
+    loaded: checkpoint::LoadedCheckpoint,
     vocab_size: usize,
     completion: TopkCompletion,
     device: &Device,
@@ -362,10 +372,9 @@ fn resume_trainer<'a>(
     events: EventLog,
     checkpoints_dir: PathBuf,
 ) -> Result<Trainer<'a>, TrainError> {
-    let loaded = checkpoint::load(path)?;
-    checkpoint::check_resume_config(path, &loaded.state.config, config)?;
+    let path = loaded.dir.clone();
     let invalid = |reason: String| TrainError::InvalidCheckpoint {
-        path: path.to_path_buf(),
+        path: path.clone(),
         reason,
     };
 

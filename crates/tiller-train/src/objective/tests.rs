@@ -115,8 +115,8 @@ fn rewards_standardised_in_plan() {
 }
 
 /// prompt [0], response [5, 6, 7], top-k at response position 1 (the
-/// distribution at s_1) = {1: 0.6, 2: 0.3}, missing mass 0.1, and the sampled
-/// y_3 = 7 lies outside it.
+/// distribution at s_1) = {1: 0.6, 2: 0.3}, missing mass 0.1, and the token
+/// sampled from it, y_2 = 6, lies outside it.
 fn cdq_example() -> Example {
     let mut e = example(&[0], &[5, 6, 7], 2.0);
     let ln = |p: f32| p.ln();
@@ -307,6 +307,7 @@ fn fudge_loss_matches_forward_outputs() {
         2,
     );
     let loss = floats(micro_batch_loss(&model, None, &plan))[0];
+
     let out = model
         .forward(plan.to_tensors(&device).tokens)
         .try_into_vec_as::<f32>()
