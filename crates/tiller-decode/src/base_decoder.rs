@@ -22,7 +22,7 @@ pub struct BaseDecoder<'model> {
 }
 
 impl<'model> BaseDecoder<'model> {
-    /// Creates a decoder that holds no prompt yet.
+    /// Creates a decoder without a prompt.
     pub fn new(model: &'model Llama) -> Self {
         Self {
             model,

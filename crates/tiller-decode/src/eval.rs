@@ -535,9 +535,17 @@ pub fn run_eval(
     bar.set_prefix("eval");
     tracing::info!(prompts = prompts.len(), "evaluation started");
     let mut tallies = EvalTallies::new(cfg);
-    for prompt in prompts {
+    let start = Instant::now();
+    for (index, prompt) in prompts.iter().enumerate() {
         tallies.evaluate_prompt(chat_model, reward, scorer, prompt, cfg)?;
         bar.inc(1);
+        tracing::info!(
+            prompt_id = %prompt.prompt_id,
+            done = index + 1,
+            total = prompts.len(),
+            seconds = start.elapsed().as_secs_f64(),
+            "evaluated prompt"
+        );
     }
     bar.finish_and_clear();
 

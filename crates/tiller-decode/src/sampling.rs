@@ -16,9 +16,9 @@ use crate::error::DecodeError;
 
 /// Settings of base-model sampling.
 ///
-/// Filters apply in the order temperature, top-k, top-p, as in Hugging Face
-/// `generate`. A temperature of 0 or a top-p of 0 selects greedy decoding
-/// (argmax, ties to the lowest id).
+/// Filters apply in the order temperature, top-k, top-p, so top-p measures mass
+/// within the top-k tokens after temperature scaling. A temperature of 0 or a
+/// top-p of 0 selects greedy decoding (argmax, ties to the lowest id).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SamplingConfig {
     /// Divides the logits before sampling; 0 means greedy. Must not be negative.
@@ -100,7 +100,7 @@ pub struct Generation {
     pub topk_token_ids: Vec<Vec<u32>>,
     /// The log-probabilities of `topk_token_ids`.
     pub topk_logprobs: Vec<Vec<f32>>,
-    /// Why the response ended.
+    /// The reason the response ended.
     pub finish_reason: FinishReason,
 }
 
@@ -147,7 +147,7 @@ pub fn generate(
     if prompt_ids.is_empty() {
         return Err(DecodeError::EmptyPrompt);
     }
-    // The last sampled token is never fed back, so the context holds at most
+    // The last sampled token is never fed back, so the context needs at most
     // prompt + max_new_tokens - 1 positions.
     let needed = prompt_ids.len() + config.max_new_tokens.saturating_sub(1);
     let max_seq_len = model.config().max_seq_len;

@@ -281,6 +281,7 @@ fn tiny_scorer_config(head: ScorerHead) -> ScorerConfig {
         heads: 2,
         max_len: 64,
         head,
+        base_embedding_dim: None,
     }
 }
 

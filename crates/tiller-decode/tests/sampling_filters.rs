@@ -109,7 +109,7 @@ fn top_k_two_keeps_two_tokens() {
 }
 
 #[test]
-fn top_p_keeps_the_smallest_set_reaching_the_mass() {
+fn top_p_keeps_smallest_sufficient_set() {
     // 0.5 < 0.75 <= 0.5 + 0.3, so ids 0 and 1 are kept.
     let counts = histogram(&four_way(), &config(1.0, 0, 0.75), 4000, 3);
     assert_eq!(counts[2] + counts[3], 0, "{counts:?}");

@@ -32,7 +32,9 @@ fn tiny_model() -> Llama {
         // so every token has a fair chance.
         tied_embeddings: false,
     };
-    config.init_random(7, &Device::flex()).expect("valid config")
+    config
+        .init_random(7, &Device::flex())
+        .expect("valid config")
 }
 
 /// Base log-probabilities of the token after `ids`, by one uncached forward pass.

@@ -95,8 +95,8 @@ pub enum ModelError {
 
     /// The GGUF file describes an architecture other than llama.
     #[error(
-        "{path} holds a `{architecture}` model, but only the llama architecture is \
-         supported; use a llama-architecture GGUF such as SmolLM2"
+        "{path} contains a `{architecture}` model, but only the llama architecture is \
+         supported. Use a llama-architecture GGUF such as SmolLM2"
     )]
     UnsupportedArchitecture {
         /// The GGUF file.
@@ -106,7 +106,7 @@ pub enum ModelError {
     },
 
     /// A model configuration value is invalid.
-    #[error("invalid model configuration: {field} = {value}; {hint}")]
+    #[error("invalid model configuration {field} = {value}: {hint}")]
     InvalidConfig {
         /// The offending configuration field.
         field: &'static str,
@@ -117,7 +117,7 @@ pub enum ModelError {
     },
 
     /// A set of in-memory weights lacks a tensor.
-    #[error("tensor `{name}` not found in the in-memory weights; add it under its llama.cpp name")]
+    #[error("tensor `{name}` not found in the in-memory weights: add it under its llama.cpp name")]
     MissingTensor {
         /// The requested tensor name.
         name: String,
@@ -126,7 +126,7 @@ pub enum ModelError {
     /// A weight's shape differs from the one the model configuration implies.
     #[error(
         "tensor `{name}` has shape {actual:?}, expected {expected:?} from the model \
-         configuration; check that the weights and the metadata come from the same model"
+         configuration. Check that the weights and the metadata come from the same model"
     )]
     TensorShape {
         /// The tensor name.
@@ -139,7 +139,7 @@ pub enum ModelError {
 
     /// A forward pass received no tokens.
     #[error(
-        "token batch of shape [{batch}, {seq}] is empty; pass at least one row and one position"
+        "token batch of shape [{batch}, {seq}] is empty: pass at least one row and one position"
     )]
     EmptyTokenBatch {
         /// Rows in the batch.
@@ -150,8 +150,8 @@ pub enum ModelError {
 
     /// A token id is negative or not below the vocabulary size.
     #[error(
-        "token id {token} is outside the vocabulary of {vocab_size} tokens; \
-         tokenize with the tokenizer of the same GGUF file"
+        "token id {token} is outside the vocabulary of {vocab_size} tokens. \
+         Tokenize with the tokenizer of the same GGUF file"
     )]
     TokenOutOfRange {
         /// The offending id.
@@ -162,8 +162,8 @@ pub enum ModelError {
 
     /// A sequence would exceed the model's context length.
     #[error(
-        "a sequence of {needed} positions exceeds the model's context of {max_seq_len}; \
-         shorten the prompt or the number of new tokens"
+        "a sequence of {needed} positions exceeds the model's context of {max_seq_len}. \
+         Shorten the prompt or the number of new tokens"
     )]
     ContextOverflow {
         /// Positions the request needs.
@@ -174,7 +174,7 @@ pub enum ModelError {
 
     /// A token batch has a different number of rows than the KV cache it extends.
     #[error(
-        "the token batch has {batch} rows but the KV cache has {cache_batch}; pass one row \
+        "the token batch has {batch} rows but the KV cache has {cache_batch}. Pass one row \
          per cached row, or start from a new cache"
     )]
     CacheBatchMismatch {
@@ -186,8 +186,8 @@ pub enum ModelError {
 
     /// A KV cache was filled by a model with a different number of layers.
     #[error(
-        "the KV cache holds {cache_layers} layers but the model has {model_layers}; \
-         use a cache filled by this model"
+        "the KV cache has {cache_layers} layers but the model has {model_layers}. \
+         Use a cache filled by this model"
     )]
     CacheLayerMismatch {
         /// Layers in the cache.
@@ -197,18 +197,18 @@ pub enum ModelError {
     },
 
     /// A KV cache operation needs rows, but the cache is empty.
-    #[error("{operation} needs a filled KV cache; run a forward pass first")]
+    #[error("{operation} needs a filled KV cache: run a forward pass first")]
     EmptyCache {
         /// The rejected operation.
         operation: &'static str,
     },
 
     /// `KvCache::repeat_batch` was asked for 0 copies.
-    #[error("repeat_batch(0) would leave no rows; repeat each row at least once")]
+    #[error("repeat_batch(0) would leave no rows: repeat each row at least once")]
     ZeroRepeat,
 
     /// `KvCache::select_rows` was given no rows.
-    #[error("select_rows got an empty row list; keep at least one row")]
+    #[error("select_rows got an empty row list: keep at least one row")]
     EmptyRowSelection,
 
     /// A selected row is not in the KV cache.
@@ -223,7 +223,7 @@ pub enum ModelError {
     /// Reading a tensor back to the host failed.
     #[error("failed to read the {what} tensor back to the host: {message}")]
     TensorRead {
-        /// What the tensor contains.
+        /// Description of the tensor's contents.
         what: &'static str,
         /// The backend's message.
         message: String,
@@ -259,7 +259,7 @@ pub enum ModelError {
     InvalidScorerInput {
         /// 0-based index of the sequence in the batch.
         row: usize,
-        /// What is wrong, with the offending value.
+        /// The problem, with the offending value.
         reason: String,
     },
 
@@ -297,7 +297,7 @@ pub enum ModelError {
     InvalidScorerExport {
         /// The manifest or weights file.
         path: PathBuf,
-        /// What is wrong, with the offending value.
+        /// The problem, with the offending value.
         reason: String,
     },
 }

@@ -10,7 +10,7 @@ const CAPACITY_CHUNK: usize = 128;
 
 /// Attention keys and values of every layer for the tokens decoded so far.
 ///
-/// All rows share one length, because a batch holds samples of a single prompt.
+/// All rows share one length, because a batch contains samples of a single prompt.
 /// Keys are stored after the rotary embedding. Cloning is cheap: the clone shares
 /// the buffers until either side appends, and an append then copies.
 #[derive(Clone, Debug, Default)]
@@ -56,13 +56,13 @@ impl KvCache {
         }
     }
 
-    /// Returns the number of layers the cache holds (0 before the first forward pass).
+    /// Returns the number of cached layers (0 before the first forward pass).
     pub fn num_layers(&self) -> usize {
         self.layers.len()
     }
 
     /// Repeats every row `n` times in place: row `r` becomes rows `r * n .. r * n + n`.
-    /// For a one-row cache holding a prefilled prompt, this yields `n` identical rows.
+    /// For a one-row cache of a prefilled prompt, this yields `n` identical rows.
     ///
     /// # Errors
     ///
@@ -153,8 +153,8 @@ impl KvCache {
             Some(entry) => entry,
             None => LayerKv::zeros([batch, kv_heads, capacity, head_dim], &keys.device()),
         };
-        // The buffers are uniquely owned here (the previous views were dropped), so
-        // the CPU backend writes in place instead of copying the cache.
+        // When no clone shares the buffers and the caller dropped the previous views,
+        // burn-flex 0.22 writes in place instead of copying the cache.
         let region = [0..batch, 0..kv_heads, start..end, 0..head_dim];
         entry.keys = entry.keys.slice_assign(region.clone(), keys);
         entry.values = entry.values.slice_assign(region, values);
@@ -179,7 +179,7 @@ impl LayerKv {
         }
     }
 
-    /// Returns buffers of `capacity` positions holding the first `len` positions of `self`.
+    /// Returns buffers of `capacity` positions that start with the first `len` positions of `self`.
     fn grow(self, len: usize, capacity: usize) -> Self {
         let [batch, kv_heads, _, head_dim] = self.keys.dims();
         let device = self.keys.device();

@@ -23,7 +23,9 @@ fn tiny_config() -> LlamaConfig {
 }
 
 fn tiny_model() -> Llama {
-    tiny_config().init_random(7, &Device::flex()).expect("valid config")
+    tiny_config()
+        .init_random(7, &Device::flex())
+        .expect("valid config")
 }
 
 fn tokens(rows: &[Vec<u32>]) -> Tensor<2, Int> {

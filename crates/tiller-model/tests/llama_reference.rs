@@ -36,7 +36,7 @@ fn model_path() -> PathBuf {
     path
 }
 
-/// The model, loaded once for all tests of this file.
+/// Loads the model once for all tests of this file.
 fn model() -> &'static Llama {
     static MODEL: OnceLock<Llama> = OnceLock::new();
     MODEL.get_or_init(|| {

@@ -16,6 +16,15 @@
 //! changes the outputs at real positions. A final layer norm precedes the
 //! head.
 //!
+//! With [`ScorerConfig::base_embedding_dim`] set, the token embedding is a
+//! frozen copy of the base model's table `E` `[vocab_size, d_base]` (no
+//! gradient, so no optimizer update and no weight decay), followed by a
+//! trainable projection `d_base -> width`. The vocabulary head is then tied
+//! to `E`: `Q(s, z) = (h_s · W_out) · E_z + b_z` with `W_out`
+//! `[width, d_base]` and `b` `[vocab_size]`, so a token seen rarely in
+//! training still gets a value through its embedding. The scalar head is
+//! unchanged.
+//!
 //! Linear weights are stored as `[in, out]` (burn's row layout, `y = x·W + b`),
 //! the transpose of PyTorch's `nn.Linear.weight`.
 
@@ -81,6 +90,13 @@ pub struct ScorerConfig {
     pub max_len: usize,
     /// Output head.
     pub head: ScorerHead,
+    /// Width `d_base` of the base model's token embedding table. When set,
+    /// the scorer embeds tokens with a frozen copy of that table (see
+    /// [`Scorer::with_base_embeddings`]) projected to `width`, and the
+    /// vocabulary head is tied to it. Default: unset (a trainable
+    /// `[vocab_size, width]` table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_embedding_dim: Option<usize>,
 }
 
 impl ScorerConfig {
@@ -102,6 +118,13 @@ impl ScorerConfig {
                     reason: "must be at least 1".to_string(),
                 });
             }
+        }
+        if self.base_embedding_dim == Some(0) {
+            return Err(ModelError::InvalidScorerConfig {
+                field: "base_embedding_dim",
+                value: "0".to_string(),
+                reason: "must be at least 1 when set".to_string(),
+            });
         }
         if !self.width.is_multiple_of(self.heads) {
             return Err(ModelError::InvalidScorerConfig {
@@ -139,7 +162,9 @@ impl ScorerConfig {
     /// with `seed`, so the same seed gives bit-identical weights on every
     /// backend: embeddings and linear weights `N(0, 0.02²)`, the residual
     /// output projections (`attn.wo`, `mlp.proj`) `N(0, (0.02/√(2·layers))²)`
-    /// as in GPT-2, biases 0, layer norms γ = 1 and β = 0.
+    /// as in GPT-2, biases 0, layer norms γ = 1 and β = 0. With
+    /// `base_embedding_dim` set, the frozen token table starts as zeros and
+    /// [`Scorer::with_base_embeddings`] fills it.
     pub fn init_seeded(&self, device: &Device, seed: u64) -> Result<Scorer, ModelError> {
         self.validate()?;
         let mut init = Init::Normal(Box::new(ChaCha8Rng::seed_from_u64(seed)));
@@ -208,6 +233,16 @@ impl Init {
         Embedding {
             weight: self.param([rows, width], INIT_STD, device),
         }
+    }
+}
+
+/// Builds the frozen `[rows, width]` table that holds the base model's token
+/// embeddings: zeros until [`Scorer::with_base_embeddings`] replaces them.
+fn frozen_embedding(rows: usize, width: usize, device: &Device) -> Embedding {
+    let values = vec![0.0f32; rows * width];
+    Embedding {
+        weight: Param::from_data(TensorData::new(values, [rows, width]), device)
+            .set_require_grad(false),
     }
 }
 
@@ -289,16 +324,24 @@ impl Block {
 /// Prefix scorer module; see the module documentation for the architecture.
 #[derive(Module, Debug)]
 pub struct Scorer {
-    /// Token embedding, `[vocab_size, width]`.
+    /// Token embedding, `[vocab_size, width]`, or the frozen base table
+    /// `[vocab_size, d_base]` when `base_embedding_dim` is set.
     pub token_embedding: Embedding,
+    /// Projection of the base embeddings to the model width,
+    /// `[d_base, width]`; present only when `base_embedding_dim` is set.
+    pub input_projection: Option<Linear>,
     /// Learned position embedding, `[max_len, width]`.
     pub position_embedding: Embedding,
     /// Transformer blocks.
     pub blocks: Vec<Block>,
     /// Norm after the last block.
     pub final_norm: LayerNorm,
-    /// Output head, `[width, 1]` or `[width, vocab_size]`.
+    /// Output head: `[width, 1]` (scalar), `[width, vocab_size]`
+    /// (vocabulary), or `W_out` `[width, d_base]` without a bias for the
+    /// vocabulary head tied to the base embeddings.
     pub head: Linear,
+    /// Per-token bias `b` `[vocab_size]` of the tied vocabulary head.
+    pub output_bias: Option<Param<Tensor<1>>>,
     #[module(skip)]
     config: ScorerConfig,
 }
@@ -307,7 +350,13 @@ impl Scorer {
     fn build(config: &ScorerConfig, device: &Device, init: &mut Init) -> Scorer {
         let width = config.width;
         let residual_std = INIT_STD / (2.0 * config.layers as f64).sqrt();
-        let token_embedding = init.embedding(config.vocab_size, width, device);
+        let (token_embedding, input_projection) = match config.base_embedding_dim {
+            None => (init.embedding(config.vocab_size, width, device), None),
+            Some(base_dim) => (
+                frozen_embedding(config.vocab_size, base_dim, device),
+                Some(init.linear(base_dim, width, INIT_STD, device)),
+            ),
+        };
         let position_embedding = init.embedding(config.max_len, width, device);
         let blocks = (0..config.layers)
             .map(|_| Block {
@@ -326,14 +375,78 @@ impl Scorer {
                 },
             })
             .collect();
-        let head = init.linear(width, config.head_outputs(), INIT_STD, device);
+        let (head, output_bias) = match (config.head, config.base_embedding_dim) {
+            (ScorerHead::Vocab, Some(base_dim)) => {
+                let mut projection = init.linear(width, base_dim, INIT_STD, device);
+                projection.bias = None;
+                let bias = Param::from_data(
+                    TensorData::new(vec![0.0f32; config.vocab_size], [config.vocab_size]),
+                    device,
+                );
+                (projection, Some(bias))
+            }
+            _ => (
+                init.linear(width, config.head_outputs(), INIT_STD, device),
+                None,
+            ),
+        };
         Scorer {
             token_embedding,
+            input_projection,
             position_embedding,
             blocks,
             final_norm: layer_norm(width, device),
             head,
+            output_bias,
             config: config.clone(),
+        }
+    }
+
+    /// Copies the base model's token embedding table into the frozen
+    /// embedding, e.g. from `GgufFile::tensor_f32("token_embd.weight")`.
+    ///
+    /// `shape` must be `[vocab_size, base_embedding_dim]` and `values` its
+    /// row-major entries. The table stays frozen: it receives no gradient,
+    /// so the optimizer neither updates nor decays it. Fails when the scorer
+    /// has no `base_embedding_dim` or the shape differs.
+    pub fn with_base_embeddings(
+        mut self,
+        shape: &[usize],
+        values: Vec<f32>,
+    ) -> Result<Scorer, ModelError> {
+        let Some(base_dim) = self.config.base_embedding_dim else {
+            return Err(ModelError::InvalidScorerConfig {
+                field: "base_embedding_dim",
+                value: "unset".to_string(),
+                reason: "must be set to load base embeddings".to_string(),
+            });
+        };
+        let expected = [self.config.vocab_size, base_dim];
+        if shape != expected || values.len() != expected[0] * expected[1] {
+            return Err(ModelError::InvalidScorerConfig {
+                field: "base_embedding_dim",
+                value: base_dim.to_string(),
+                reason: format!(
+                    "the base embedding table has shape {shape:?} ({} values), but the scorer \
+                     expects [vocab_size, base_embedding_dim] = {expected:?}",
+                    values.len()
+                ),
+            });
+        }
+        let device = self.token_embedding.weight.lazy_device();
+        let id = self.token_embedding.weight.id;
+        let table = Tensor::<2>::from_data(TensorData::new(values, expected), &device);
+        self.token_embedding.weight = Param::initialized(id, table).set_require_grad(false);
+        Ok(self)
+    }
+
+    /// Returns the module paths of the frozen parameters (no gradient, no
+    /// optimizer update): `token_embedding.weight` with base embeddings,
+    /// none otherwise.
+    pub fn frozen_parameter_paths(&self) -> Vec<&'static str> {
+        match self.config.base_embedding_dim {
+            Some(_) => vec!["token_embedding.weight"],
+            None => Vec::new(),
         }
     }
 
@@ -357,7 +470,27 @@ impl Scorer {
     /// Panics if `L > max_len` or a token id is not below `vocab_size`;
     /// [`try_forward`](Self::try_forward) checks both and returns an error.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        self.head.forward(self.hidden(tokens))
+        let hidden = self.hidden(tokens);
+        if self.output_bias.is_none() {
+            return self.head.forward(hidden);
+        }
+        let [batch, len, width] = hidden.dims();
+        self.head_all(hidden.reshape([batch * len, width]))
+            .reshape([batch, len, self.config.vocab_size])
+    }
+
+    /// Evaluates the head on flattened hidden states `[N, width]`, giving
+    /// `[N, 1]` or `[N, vocab_size]`. The tied head computes
+    /// `(h · W_out) · Eᵀ + b`.
+    fn head_all(&self, hidden: Tensor<2>) -> Tensor<2> {
+        match &self.output_bias {
+            None => self.head.forward(hidden),
+            Some(bias) => {
+                let table = self.token_embedding.weight.val();
+                // [N, d_base] x [d_base, vocab] -> [N, vocab]
+                self.head.forward(hidden).matmul(table.transpose()) + bias.val().unsqueeze::<2>()
+            }
+        }
     }
 
     /// Checks the lengths and token ids of `rows`, right-pads them with id 0
@@ -375,8 +508,11 @@ impl Scorer {
         let positions = Tensor::<1, Int>::arange(0..len as i64, &device)
             .reshape([1, len])
             .expand([batch, len]);
-        let mut x =
-            self.token_embedding.forward(tokens) + self.position_embedding.forward(positions);
+        let mut embedded = self.token_embedding.forward(tokens);
+        if let Some(projection) = &self.input_projection {
+            embedded = projection.forward(embedded);
+        }
+        let mut x = embedded + self.position_embedding.forward(positions);
         for block in &self.blocks {
             x = block.forward(x);
         }
@@ -390,6 +526,8 @@ impl Scorer {
     /// `[M]`. The scalar head ignores `token_ids` and returns `V` at each
     /// row. The vocabulary head returns `Q(row, token_ids[m])` from the
     /// selected head columns only, so it never builds an `[M, vocab]` tensor.
+    /// The tied vocabulary head gathers the selected rows of the frozen
+    /// table instead: `(h · W_out) · E_z + b_z`.
     pub fn head_at(
         &self,
         hidden: Tensor<2>,
@@ -397,6 +535,18 @@ impl Scorer {
         token_ids: Tensor<1, Int>,
     ) -> Tensor<1> {
         let selected = hidden.select(0, rows);
+        if let Some(output_bias) = &self.output_bias {
+            let [count, _] = selected.dims();
+            // [M, d_base] projections and the [M, d_base] rows E_z.
+            let projected = self.head.forward(selected);
+            let embeddings = self
+                .token_embedding
+                .weight
+                .val()
+                .select(0, token_ids.clone());
+            return (projected * embeddings).sum_dim(1).reshape([count])
+                + output_bias.val().select(0, token_ids);
+        }
         let weight = self.head.weight.val();
         let bias = self
             .head
@@ -492,7 +642,7 @@ impl Scorer {
             .map(|(b, length)| (b * len + length - 1) as i64)
             .collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [batch]), &self.device());
-        Ok(self.head.forward(hidden.select(0, rows)))
+        Ok(self.head_all(hidden.select(0, rows)))
     }
 
     /// Cuts each sequence to its last `max_len` tokens and checks that it

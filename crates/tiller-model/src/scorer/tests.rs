@@ -9,6 +9,7 @@ fn config(head: ScorerHead) -> ScorerConfig {
         heads: 2,
         max_len: 6,
         head,
+        base_embedding_dim: None,
     }
 }
 
