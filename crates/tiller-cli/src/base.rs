@@ -7,7 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use tiller_data::{Prompt, Split, load_prompts, split_of};
-use tiller_model::{ChatTemplate, GgufFile, Llama, save_tokenizer_json, sha256_file, tokenizer_from_gguf};
+use tiller_model::{
+    ChatTemplate, GgufFile, Llama, save_tokenizer_json, sha256_file, tokenizer_from_gguf,
+};
 use tiller_reward::{LengthReward, RewardModel, VaderSentiment};
 use tokenizers::Tokenizer;
 
@@ -106,7 +108,7 @@ pub fn load_split_prompts(recipe: &Recipe) -> Result<(Vec<Prompt>, Vec<Prompt>)>
     Ok((rollout, heldout))
 }
 
-/// Returns whether `dir` exists and holds at least one entry.
+/// Returns whether `dir` exists and contains at least one entry.
 pub fn is_non_empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .map(|mut entries| entries.next().is_some())

@@ -15,7 +15,11 @@ use crate::logging::LogFormat;
 use crate::recipe::Recipe;
 
 #[derive(Parser, Debug)]
-#[command(name = "tiller", version, about = "Train and evaluate prefix scorers for controlled decoding")]
+#[command(
+    name = "tiller",
+    version,
+    about = "Train and evaluate prefix scorers for controlled decoding"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -35,7 +35,7 @@ pub fn rollout(recipe: &Recipe, progress: bool) -> Result<()> {
     }
     if is_non_empty_dir(&dir) {
         bail!(
-            "rollout folder {} holds files from an unfinished run: delete it and rerun",
+            "rollout folder {} contains files from an unfinished run: delete it and rerun",
             dir.display()
         );
     }
@@ -151,6 +151,7 @@ pub fn train(recipe: &Recipe, resume: bool, progress: bool) -> Result<()> {
         progress,
         device: device(recipe),
         stop_after_step: None,
+        base_model: Some(recipe.model.gguf.clone()),
     };
     let start = Instant::now();
     let summary = tiller_train::train(

@@ -76,6 +76,29 @@ pub enum TrainError {
         value: f64,
     },
 
+    /// `train.base_embeddings` is on but no base model file was given.
+    #[error(
+        "train.base_embeddings = true needs the base model GGUF, but TrainOptions::base_model \
+         is unset. Pass the rollouts' base model file or set base_embeddings = false"
+    )]
+    MissingBaseModel,
+
+    /// The base model file is not the one the rollouts were sampled from.
+    #[error(
+        "base model {path} has SHA-256 {actual}, but the rollouts in {rollouts} were sampled \
+         from a model with base_model_sha256 {expected}. Pass the rollouts' base model file"
+    )]
+    BaseModelMismatch {
+        /// The base model file given.
+        path: PathBuf,
+        /// Its SHA-256, hex.
+        actual: String,
+        /// The rollout file whose metadata was checked.
+        rollouts: PathBuf,
+        /// `base_model_sha256` from the rollout metadata.
+        expected: String,
+    },
+
     /// A file or directory could not be read or written.
     #[error("failed to access {path}: {source}")]
     Io {

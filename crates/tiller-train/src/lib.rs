@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 use tiller_data::check_tokenizer;
-use tiller_model::{RewardNormalization, Scorer, ScorerManifest, sha256_file};
+use tiller_model::{GgufFile, RewardNormalization, Scorer, ScorerManifest, sha256_file};
 
 pub use config::{Objective, TrainConfig};
 pub use error::TrainError;
@@ -58,6 +58,10 @@ pub struct TrainOptions {
     /// Stop after this optimizer step, writing a checkpoint but no export,
     /// as if the run were interrupted there.
     pub stop_after_step: Option<usize>,
+    /// Base model GGUF whose `token_embd.weight` initialises the scorer when
+    /// `train.base_embeddings` is on. Its SHA-256 must equal the rollout
+    /// metadata's `base_model_sha256`. Ignored when the option is off.
+    pub base_model: Option<PathBuf>,
 }
 
 impl Default for TrainOptions {
@@ -67,6 +71,7 @@ impl Default for TrainOptions {
             progress: false,
             device: Device::flex(),
             stop_after_step: None,
+            base_model: None,
         }
     }
 }
@@ -120,7 +125,11 @@ pub fn train(
     let tokenizer_sha256 = sha256_file(tokenizer_json)?;
     let dataset = load_dataset(rollouts, config)?;
     check_tokenizer(&dataset.metadata, &tokenizer_sha256, &dataset.first_file)?;
-    let vocab_size = resolve_vocab_size(config, &dataset, tokenizer_json)?;
+    let base_embeddings = load_base_embeddings(config, options, &dataset)?;
+    let vocab_size = match &base_embeddings {
+        Some(table) => table_vocab_size(config, &dataset, table)?,
+        None => resolve_vocab_size(config, &dataset, tokenizer_json)?,
+    };
     let completion = topk_completion(config, &dataset);
 
     let checkpoints_dir = run_dir.join("checkpoints");
@@ -153,13 +162,14 @@ pub fn train(
     let device = options.device.clone().autodiff();
     let inference_device = options.device.clone().without_autodiff();
     let events = EventLog::open(&run_dir.join("tensorboard"), resume_from.is_some())?;
-    let scorer_config = config.scorer_config(vocab_size);
+    let mut scorer_config = config.scorer_config(vocab_size);
+    scorer_config.base_embedding_dim = base_embeddings.as_ref().map(|table| table.shape[1]);
     let mut trainer = match loaded {
         Some(loaded) => resume_trainer(
             config,
             &dataset,
             loaded,
-            vocab_size,
+            &scorer_config,
             completion,
             &device,
             &inference_device,
@@ -167,7 +177,10 @@ pub fn train(
             checkpoints_dir.clone(),
         )?,
         None => {
-            let model = scorer_config.init_seeded(&device, config.seed)?;
+            let mut model = scorer_config.init_seeded(&device, config.seed)?;
+            if let Some(table) = base_embeddings {
+                model = model.with_base_embeddings(&table.shape, table.values)?;
+            }
             let target = (config.tau < 1.0).then(|| model.valid().to_device(&inference_device));
             let total_steps = total_steps(config, dataset.train.len());
             Trainer {
@@ -346,6 +359,94 @@ fn resolve_vocab_size(
     Ok(from_tokenizer.max(needed))
 }
 
+/// The base model's token embedding table, `[rows, d_base]` row-major.
+struct EmbeddingTable {
+    shape: Vec<usize>,
+    values: Vec<f32>,
+}
+
+/// Name of the token embedding tensor in llama.cpp GGUF files.
+const TOKEN_EMBEDDING_TENSOR: &str = "token_embd.weight";
+
+/// Reads `token_embd.weight` from `options.base_model` when
+/// `base_embeddings` is on, after checking the file's SHA-256 against the
+/// rollout metadata.
+fn load_base_embeddings(
+    config: &TrainConfig,
+    options: &TrainOptions,
+    dataset: &Dataset,
+) -> Result<Option<EmbeddingTable>, TrainError> {
+    if !config.base_embeddings {
+        return Ok(None);
+    }
+    let path = options
+        .base_model
+        .as_ref()
+        .ok_or(TrainError::MissingBaseModel)?;
+    let actual = sha256_file(path)?;
+    let expected = &dataset.metadata.base_model_sha256;
+    if !actual.eq_ignore_ascii_case(expected) {
+        return Err(TrainError::BaseModelMismatch {
+            path: path.clone(),
+            actual,
+            rollouts: dataset.first_file.clone(),
+            expected: expected.clone(),
+        });
+    }
+    let (shape, values) = GgufFile::open(path)?.tensor_f32(TOKEN_EMBEDDING_TENSOR)?;
+    if shape.len() != 2 {
+        return Err(TrainError::InvalidConfig {
+            field: "base_embeddings",
+            value: "true".to_string(),
+            reason: format!(
+                "{TOKEN_EMBEDDING_TENSOR} in {} has shape {shape:?}, expected [vocab, d_base]",
+                path.display()
+            ),
+        });
+    }
+    tracing::info!(
+        path = %path.display(),
+        rows = shape[0],
+        dimension = shape[1],
+        "loaded frozen base token embeddings"
+    );
+    Ok(Some(EmbeddingTable { shape, values }))
+}
+
+/// Vocabulary size with base embeddings: the table's row count, which must
+/// cover every token id of the rollouts and agree with `vocab_size` if set.
+fn table_vocab_size(
+    config: &TrainConfig,
+    dataset: &Dataset,
+    table: &EmbeddingTable,
+) -> Result<usize, TrainError> {
+    let rows = table.shape[0];
+    if let Some(size) = config.vocab_size
+        && size != rows
+    {
+        return Err(TrainError::InvalidConfig {
+            field: "vocab_size",
+            value: size.to_string(),
+            reason: format!(
+                "base_embeddings fixes the vocabulary to the {rows} rows of \
+                 {TOKEN_EMBEDDING_TENSOR}. Unset vocab_size or set it to {rows}"
+            ),
+        });
+    }
+    if dataset.max_token_id as usize >= rows {
+        return Err(TrainError::InvalidConfig {
+            field: "base_embeddings",
+            value: "true".to_string(),
+            reason: format!(
+                "the rollouts contain token id {} but {TOKEN_EMBEDDING_TENSOR} has only {rows} \
+                 rows. Were the rollouts sampled from another model?",
+                dataset.max_token_id
+            ),
+        });
+    }
+    Ok(rows)
+}
+
 fn topk_completion(config: &TrainConfig, dataset: &Dataset) -> TopkCompletion {
     if sampled_from_base(&dataset.metadata.sampling) {
         return TopkCompletion::SampledToken;
@@ -365,7 +466,7 @@ fn resume_trainer<'a>(
     config: &'a TrainConfig,
     dataset: &'a Dataset,
     loaded: checkpoint::LoadedCheckpoint,
-    vocab_size: usize,
+    scorer_config: &tiller_model::ScorerConfig,
     completion: TopkCompletion,
     device: &Device,
     inference_device: &Device,
@@ -373,6 +474,7 @@ fn resume_trainer<'a>(
     checkpoints_dir: PathBuf,
 ) -> Result<Trainer<'a>, TrainError> {
     let path = loaded.dir.clone();
+    let vocab_size = scorer_config.vocab_size;
     let invalid = |reason: String| TrainError::InvalidCheckpoint {
         path: path.clone(),
         reason,
@@ -393,7 +495,8 @@ fn resume_trainer<'a>(
         )));
     }
 
-    let scorer_config = config.scorer_config(vocab_size);
+    // The checkpoint record contains the frozen base table too, so the
+    // loaded table is the one the run trained with.
     let model = scorer_config
         .init_seeded(device, config.seed)?
         .try_load_record(loaded.model)

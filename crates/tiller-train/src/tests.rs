@@ -15,6 +15,9 @@ struct Fixture {
     dir: tempfile::TempDir,
     rollouts: Vec<PathBuf>,
     tokenizer: PathBuf,
+    /// Base model GGUF whose SHA-256 the rollout metadata records, when the
+    /// fixture has one.
+    base_model: Option<PathBuf>,
 }
 
 impl Fixture {
@@ -27,9 +30,56 @@ impl Fixture {
     }
 }
 
+/// Width of the token embedding table in the synthetic base model.
+const BASE_DIM: usize = 4;
+
+/// Entries of the synthetic `[16, 4]` base embedding table, row-major:
+/// `E[z][k] = ((7z + 3k) mod 11) / 10 − 0.5`.
+fn base_table() -> Vec<f32> {
+    (0..VOCAB as usize)
+        .flat_map(|z| (0..BASE_DIM).map(move |k| ((7 * z + 3 * k) % 11) as f32 / 10.0 - 0.5))
+        .collect()
+}
+
+/// Writes a GGUF version 3 file with no metadata and one F32 tensor,
+/// `token_embd.weight` `[16, 4]`. Layout: magic, u32 version, u64 tensor
+/// and metadata counts, the tensor info (u64-length name, u32 n_dims, u64
+/// dims innermost first, u32 type 0 = F32, u64 offset), zero padding to the
+/// default 32-byte alignment, then the data.
+fn write_base_gguf(path: &Path) {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"GGUF");
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&1u64.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes());
+    let name = "token_embd.weight";
+    out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&(BASE_DIM as u64).to_le_bytes());
+    out.extend_from_slice(&u64::from(VOCAB).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes());
+    out.resize(out.len().div_ceil(32) * 32, 0);
+    for value in base_table() {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    std::fs::write(path, out).unwrap();
+}
+
 /// Writes a `tokenizer.json` with ids 0..16 and 8 prompts × 3 responses of
 /// 1–5 tokens, with a 3-entry top-k cache, sampled "from the base model".
 fn fixture() -> Fixture {
+    build_fixture(false)
+}
+
+/// [`fixture`] whose rollout metadata records the SHA-256 of a synthetic
+/// base model GGUF (see [`write_base_gguf`]).
+fn fixture_with_base_model() -> Fixture {
+    build_fixture(true)
+}
+
+fn build_fixture(with_base_model: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let tokenizer = dir.path().join("tokenizer.json");
     let vocab: Vec<String> = (0..VOCAB).map(|id| format!("\"t{id}\": {id}")).collect();
@@ -43,9 +93,18 @@ fn fixture() -> Fixture {
     .unwrap();
 
     let sha = sha256_file(&tokenizer).unwrap();
+    let base_model = with_base_model.then(|| {
+        let path = dir.path().join("tiny.gguf");
+        write_base_gguf(&path);
+        path
+    });
+    let base_sha = match &base_model {
+        Some(path) => sha256_file(path).unwrap(),
+        None => "00".repeat(32),
+    };
     let metadata = RolloutMetadata::new(
         "tiny.gguf",
-        "00".repeat(32),
+        base_sha,
         sha,
         serde_json::json!({"name": "count7"}),
         serde_json::json!({"temperature": 1.0, "top_k": 0, "top_p": 1.0}),
@@ -91,6 +150,7 @@ fn fixture() -> Fixture {
         dir,
         rollouts,
         tokenizer,
+        base_model,
     }
 }
 
@@ -159,16 +219,21 @@ fn logged_steps(dir: &Path, tag: &str) -> Vec<Vec<i64>> {
 }
 
 fn assert_resume_bit_identical(config: TrainConfig) {
-    let fixture = fixture();
-    let full = run(&fixture, &config, "full", &TrainOptions::default()).unwrap();
+    assert_resume_bit_identical_on(&fixture(), config, &TrainOptions::default());
+}
+
+/// Trains 6 steps in one go and as 3 + 3 resumed steps with `options`
+/// (plus `stop_after_step` / `resume`), and compares the two runs.
+fn assert_resume_bit_identical_on(fixture: &Fixture, config: TrainConfig, options: &TrainOptions) {
+    let full = run(fixture, &config, "full", options).unwrap();
     assert_eq!(full.step, 6);
     assert!(full.export_dir.is_some());
 
     let interrupted = TrainOptions {
         stop_after_step: Some(3),
-        ..TrainOptions::default()
+        ..options.clone()
     };
-    let first = run(&fixture, &config, "resumed", &interrupted).unwrap();
+    let first = run(fixture, &config, "resumed", &interrupted).unwrap();
     assert_eq!(first.step, 3);
     assert!(
         first.export_dir.is_none(),
@@ -176,9 +241,9 @@ fn assert_resume_bit_identical(config: TrainConfig) {
     );
     let resumed = TrainOptions {
         resume: true,
-        ..TrainOptions::default()
+        ..options.clone()
     };
-    let second = run(&fixture, &config, "resumed", &resumed).unwrap();
+    let second = run(fixture, &config, "resumed", &resumed).unwrap();
     assert_eq!(second.resumed_from, Some(3));
     assert_eq!(second.steps_this_run, 3);
     assert_eq!(second.step, 6);
@@ -222,6 +287,100 @@ fn resume_bit_identical_cdq_target_network() {
         ..tiny_config(Objective::Cdq, ScorerHead::Vocab)
     };
     assert_resume_bit_identical(config);
+}
+
+fn base_embedding_config() -> TrainConfig {
+    TrainConfig {
+        base_embeddings: true,
+        tau: 0.5,
+        ..tiny_config(Objective::Cdq, ScorerHead::Vocab)
+    }
+}
+
+fn base_model_options(fixture: &Fixture) -> TrainOptions {
+    TrainOptions {
+        base_model: fixture.base_model.clone(),
+        ..TrainOptions::default()
+    }
+}
+
+#[test]
+fn resume_bit_identical_base_embeddings() {
+    let fixture = fixture_with_base_model();
+    let options = base_model_options(&fixture);
+    assert_resume_bit_identical_on(&fixture, base_embedding_config(), &options);
+}
+
+#[test]
+fn base_table_frozen_through_training() {
+    // After 6 AdamW steps with weight decay 0.01 and lr 1e-2, the exported
+    // table must still equal the GGUF's bit for bit, while the trainable
+    // projection has moved away from its initial values.
+    let fixture = fixture_with_base_model();
+    let config = base_embedding_config();
+    let summary = run(&fixture, &config, "frozen", &base_model_options(&fixture)).unwrap();
+    let (scorer, manifest) =
+        Scorer::load_export(&summary.export_dir.unwrap(), &Device::flex()).unwrap();
+    assert_eq!(manifest.config.base_embedding_dim, Some(BASE_DIM));
+    assert_eq!(manifest.config.vocab_size, VOCAB as usize);
+    let table = scorer
+        .token_embedding
+        .weight
+        .val()
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    let expected = base_table();
+    assert_eq!(table.len(), expected.len());
+    for (index, (actual, wanted)) in table.iter().zip(&expected).enumerate() {
+        assert_eq!(actual.to_bits(), wanted.to_bits(), "entry {index}");
+    }
+
+    let initial = tiller_model::ScorerConfig {
+        base_embedding_dim: Some(BASE_DIM),
+        ..config.scorer_config(VOCAB as usize)
+    }
+    .init_seeded(&Device::flex(), config.seed)
+    .unwrap();
+    let projection = |s: &Scorer| {
+        s.input_projection
+            .as_ref()
+            .unwrap()
+            .weight
+            .val()
+            .try_into_vec_as::<f32>()
+            .unwrap()
+    };
+    assert_ne!(projection(&scorer), projection(&initial));
+}
+
+#[test]
+fn base_embeddings_need_base_model() {
+    let fixture = fixture_with_base_model();
+    let err = run(
+        &fixture,
+        &base_embedding_config(),
+        "missing",
+        &TrainOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::MissingBaseModel), "{err}");
+    assert!(err.to_string().contains("base_model"), "{err}");
+}
+
+#[test]
+fn base_model_mismatch_names_both() {
+    // The plain fixture records base_model_sha256 = "00" × 32.
+    let fixture = fixture();
+    let other = fixture.dir.path().join("other.gguf");
+    write_base_gguf(&other);
+    let options = TrainOptions {
+        base_model: Some(other.clone()),
+        ..TrainOptions::default()
+    };
+    let err = run(&fixture, &base_embedding_config(), "mismatch", &options).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&"00".repeat(32)), "{message}");
+    assert!(message.contains(&sha256_file(&other).unwrap()), "{message}");
 }
 
 #[test]

@@ -37,7 +37,8 @@ pub fn learning_rate(config: &TrainConfig, step: usize, total_steps: usize) -> f
 
 /// Builds AdamW with decoupled weight decay on weight matrices and
 /// embeddings only: biases and layer-norm parameters (paths ending in
-/// `bias`, `gamma` or `beta`) are not decayed.
+/// `bias`, `gamma` or `beta`, e.g. `head.bias` or `output_bias`) are not
+/// decayed. Frozen parameters get no gradient, so AdamW skips them.
 pub fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
     let adamw = |weight_decay: f64| {
         AdamWConfig::new()
@@ -46,8 +47,8 @@ pub fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
             .with_epsilon(config.epsilon as f32)
             .with_weight_decay(weight_decay as f32)
     };
-    let no_decay =
-        ParamGroup::from_regex(r"\.(bias|gamma|beta)$").expect("the pattern is a valid regex");
+    let no_decay = ParamGroup::from_regex(r"(^|[._])(bias|gamma|beta)$")
+        .expect("the pattern is a valid regex");
     adamw(config.weight_decay)
         .init()
         .with_group(no_decay, adamw(0.0).build(), None)
@@ -118,10 +119,12 @@ impl ModuleVisitor for ParamValues {
     }
 }
 
-/// Applies `θ' ← (1 − τ)·θ' + τ·θ` to every parameter of the target network.
+/// Applies `θ' ← (1 − τ)·θ' + τ·θ` to every parameter of the target network
+/// except the frozen ones, which stay bit-identical to the online copy.
 struct PolyakUpdate {
     path: Vec<String>,
     online: HashMap<String, TensorData>,
+    frozen: Vec<&'static str>,
     tau: f64,
 }
 
@@ -135,7 +138,11 @@ impl ModuleMapper for PolyakUpdate {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(online) = self.online.remove(&self.path.join(".")) else {
+        let path = self.path.join(".");
+        if self.frozen.contains(&path.as_str()) {
+            return param;
+        }
+        let Some(online) = self.online.remove(&path) else {
             return param;
         };
         let tau = self.tau;
@@ -153,6 +160,7 @@ pub fn polyak_update(target: Scorer, online: &Scorer, tau: f64) -> Scorer {
     let mut update = PolyakUpdate {
         path: Vec::new(),
         online: values.values,
+        frozen: online.frozen_parameter_paths(),
         tau,
     };
     target.map(&mut update)
@@ -439,6 +447,7 @@ mod tests {
             heads: 1,
             max_len: 4,
             head: tiller_model::ScorerHead::Scalar,
+            base_embedding_dim: None,
         }
         .init_seeded(device, 0)
         .unwrap()

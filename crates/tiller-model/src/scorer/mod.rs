@@ -236,8 +236,8 @@ impl Init {
     }
 }
 
-/// Builds the frozen `[rows, width]` table that holds the base model's token
-/// embeddings: zeros until [`Scorer::with_base_embeddings`] replaces them.
+/// Builds the frozen `[rows, width]` table for the base model's token
+/// embeddings. It is zeros until [`Scorer::with_base_embeddings`] fills it.
 fn frozen_embedding(rows: usize, width: usize, device: &Device) -> Embedding {
     let values = vec![0.0f32; rows * width];
     Embedding {

@@ -363,3 +363,188 @@ fn export_bytes_reproducible() {
     }
     assert!(files[0] == files[1], "two exports of one scorer differ");
 }
+
+/// Width of the base embedding table in the tests below.
+const BASE_DIM: usize = 3;
+
+/// `config(head)` with a frozen `[7, 3]` base table.
+fn base_config(head: ScorerHead) -> ScorerConfig {
+    ScorerConfig {
+        base_embedding_dim: Some(BASE_DIM),
+        ..config(head)
+    }
+}
+
+/// Row-major `[7, 3]` table with entries `E[z][k] = 0.1·(z + 1) − 0.2·k`.
+fn base_table() -> Vec<f32> {
+    (0..7)
+        .flat_map(|z| (0..BASE_DIM).map(move |k| 0.1 * (z as f32 + 1.0) - 0.2 * k as f32))
+        .collect()
+}
+
+fn base_scorer(head: ScorerHead, device: &Device) -> Scorer {
+    base_config(head)
+        .init_seeded(device, 11)
+        .unwrap()
+        .with_base_embeddings(&[7, BASE_DIM], base_table())
+        .unwrap()
+}
+
+#[test]
+fn tied_head_matches_explicit_formula() {
+    // Q(s, z) = Σ_k (Σ_j h_j · W_out[j][k]) · E[z][k] + b_z, computed with
+    // plain loops from the hidden states, W_out and a bias b_z = 0.01·z.
+    let mut scorer = base_scorer(ScorerHead::Vocab, &device());
+    let bias: Vec<f32> = (0..7).map(|z| 0.01 * z as f32).collect();
+    scorer.output_bias = Some(Param::from_data(
+        TensorData::new(bias.clone(), [7]),
+        &device(),
+    ));
+    let tokens = padded(&[vec![3, 1, 4], vec![2, 6, 5]], 0, 3);
+
+    let hidden = scorer
+        .hidden(tokens.clone())
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    let w_out = scorer.head.weight.val().try_into_vec_as::<f32>().unwrap();
+    assert_eq!(scorer.head.weight.val().dims(), [8, BASE_DIM]);
+    assert!(scorer.head.bias.is_none());
+    let table = base_table();
+    let mut expected = Vec::new();
+    for position in 0..6 {
+        let h = &hidden[position * 8..(position + 1) * 8];
+        let projected: Vec<f32> = (0..BASE_DIM)
+            .map(|k| (0..8).map(|j| h[j] * w_out[j * BASE_DIM + k]).sum())
+            .collect();
+        for z in 0..7 {
+            let dot: f32 = (0..BASE_DIM)
+                .map(|k| projected[k] * table[z * BASE_DIM + k])
+                .sum();
+            expected.push(dot + bias[z]);
+        }
+    }
+
+    let (dims, out) = values_of(scorer.forward(tokens.clone()));
+    assert_eq!(dims, [2, 3, 7]);
+    for (actual, wanted) in out.iter().zip(&expected) {
+        assert!((actual - wanted).abs() < 1e-5, "{actual} vs {wanted}");
+    }
+
+    // head_at gathers rows of E: (row 0, z 6), (row 4, z 0), (row 5, z 3).
+    let flat = scorer.hidden(tokens).reshape([6, 8]);
+    let rows = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 4, 5], [3]), &device());
+    let ids = Tensor::<1, Int>::from_data(TensorData::new(vec![6i64, 0, 3], [3]), &device());
+    let q = scorer
+        .head_at(flat, rows, ids)
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    let gathered = [expected[6], expected[4 * 7], expected[5 * 7 + 3]];
+    for (actual, wanted) in q.iter().zip(gathered) {
+        assert!((actual - wanted).abs() < 1e-5, "{actual} vs {wanted}");
+    }
+
+    // next_token_q at the last state of row 1 is position 5.
+    let next = scorer
+        .next_token_q(&[vec![2, 6, 5]])
+        .unwrap()
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    for z in 0..7 {
+        assert!((next[z] - expected[5 * 7 + z]).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn base_embeddings_shape_checked() {
+    let scorer = base_config(ScorerHead::Scalar).init(&device()).unwrap();
+    let err = scorer
+        .with_base_embeddings(&[7, 4], vec![0.0; 28])
+        .unwrap_err();
+    assert!(err.to_string().contains("[7, 3]"), "{err}");
+
+    let plain = config(ScorerHead::Scalar).init(&device()).unwrap();
+    let err = plain
+        .with_base_embeddings(&[7, BASE_DIM], base_table())
+        .unwrap_err();
+    assert!(err.to_string().contains("base_embedding_dim"), "{err}");
+
+    let mut zero = base_config(ScorerHead::Scalar);
+    zero.base_embedding_dim = Some(0);
+    assert!(zero.validate().is_err());
+}
+
+#[test]
+fn base_table_gets_no_gradient() {
+    // The frozen table has no gradient; the projection and the head do.
+    let device = device().autodiff();
+    for head in [ScorerHead::Scalar, ScorerHead::Vocab] {
+        let scorer = base_scorer(head, &device);
+        let tokens =
+            Tensor::<2, Int>::from_data(TensorData::new(vec![3i64, 1, 4], [1, 3]), &device);
+        let grads = scorer.forward(tokens).sum().backward();
+        assert!(
+            scorer.token_embedding.weight.val().grad(&grads).is_none(),
+            "{head:?}: the frozen table received a gradient"
+        );
+        let projection = &scorer.input_projection.as_ref().unwrap().weight;
+        assert!(projection.val().grad(&grads).is_some(), "{head:?}");
+        assert!(scorer.head.weight.val().grad(&grads).is_some(), "{head:?}");
+    }
+}
+
+#[test]
+fn base_scalar_head_unchanged_shape() {
+    let scorer = base_scorer(ScorerHead::Scalar, &device());
+    let tokens = padded(&[vec![3, 1, 4]], 0, 3);
+    assert_eq!(scorer.forward(tokens).dims(), [1, 3, 1]);
+    assert_eq!(scorer.head.weight.val().dims(), [8, 1]);
+    assert!(scorer.output_bias.is_none());
+}
+
+#[test]
+fn base_export_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    for head in [ScorerHead::Scalar, ScorerHead::Vocab] {
+        let scorer = base_scorer(head, &device());
+        let export = dir.path().join(head.as_str());
+        scorer
+            .save_export(&export, &ScorerManifest::new(scorer.config()))
+            .unwrap();
+        let (loaded, manifest) = Scorer::load_export(&export, &device()).unwrap();
+        assert_eq!(manifest.config.base_embedding_dim, Some(BASE_DIM));
+
+        let listed: Vec<(&str, &[usize])> = manifest
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.as_slice()))
+            .collect();
+        assert!(listed.contains(&("token_embedding.weight", &[7, BASE_DIM][..])));
+        assert!(listed.contains(&("input_projection.weight", &[BASE_DIM, 8][..])));
+        let tied = listed.contains(&("output_bias", &[7][..]));
+        assert_eq!(tied, head == ScorerHead::Vocab, "{listed:?}");
+
+        let table = loaded
+            .token_embedding
+            .weight
+            .val()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        assert_eq!(table, base_table());
+        let tokens = padded(&[vec![3, 1, 4, 1, 5]], 0, 5);
+        assert_eq!(
+            values_of(scorer.forward(tokens.clone())),
+            values_of(loaded.forward(tokens))
+        );
+    }
+}
+
+#[test]
+fn manifest_without_base_field_loads() {
+    // Manifests written before base_embedding_dim existed lack the key.
+    let text =
+        r#"{"vocab_size": 7, "layers": 2, "width": 8, "heads": 2, "max_len": 6, "head": "vocab"}"#;
+    let parsed: ScorerConfig = serde_json::from_str(text).unwrap();
+    assert_eq!(parsed, config(ScorerHead::Vocab));
+    let written = serde_json::to_string(&parsed).unwrap();
+    assert!(!written.contains("base_embedding_dim"), "{written}");
+}

@@ -230,6 +230,7 @@ fn cdq_target_carries_no_gradient() {
         heads: 2,
         max_len: 8,
         head: ScorerHead::Vocab,
+        base_embedding_dim: None,
     };
     let model = config.init_seeded(&device, 1).unwrap();
     let e = cdq_example();
@@ -294,6 +295,7 @@ fn fudge_loss_matches_forward_outputs() {
         heads: 2,
         max_len: 8,
         head: ScorerHead::Scalar,
+        base_embedding_dim: None,
     };
     let model = config.init_seeded(&device, 2).unwrap();
     let a = example(&[1, 2], &[3], 1.0);
