@@ -2,6 +2,8 @@
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::debug_fn;
 
 /// Console log format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -25,7 +27,22 @@ pub fn init(format: LogFormat, quiet: bool) -> bool {
         .with_writer(std::io::stderr)
         .with_target(false);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => {
+            // Fields named `metric.*` repeat numbers that the message already
+            // prints in a fixed format, so the text console leaves them out.
+            let fields = debug_fn(|writer, field, value| {
+                let name = field.name();
+                if name.starts_with("metric.") {
+                    Ok(())
+                } else if name == "message" {
+                    write!(writer, "{value:?}")
+                } else {
+                    write!(writer, "{name}={value:?}")
+                }
+            })
+            .delimited(" ");
+            builder.fmt_fields(fields).init()
+        }
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     !quiet && format == LogFormat::Text

@@ -274,12 +274,14 @@ fn run_loop(trainer: &mut Trainer<'_>, options: &TrainOptions) -> Result<LoopOut
         if config.log_every > 0 && (step % config.log_every == 0 || step == 1 || last) {
             let line = step_line(&stats, total);
             bar.suspend(|| {
+                // The `metric.` fields repeat the line for JSON consumers;
+                // the text console hides them.
                 tracing::info!(
-                    step,
-                    loss = stats.loss,
-                    lr = stats.lr,
-                    grad_norm = stats.grad_norm,
-                    tokens_per_second = stats.tokens_per_second,
+                    metric.step = step,
+                    metric.loss = stats.loss,
+                    metric.lr = stats.lr,
+                    metric.grad_norm = stats.grad_norm,
+                    metric.tokens_per_second = stats.tokens_per_second,
                     "{line}"
                 )
             });
@@ -296,10 +298,10 @@ fn run_loop(trainer: &mut Trainer<'_>, options: &TrainOptions) -> Result<LoopOut
             let line = validation_line(step, &metrics);
             bar.suspend(|| {
                 tracing::info!(
-                    step,
-                    mse = metrics.mse,
-                    explained_variance = metrics.explained_variance,
-                    prompt_value_correlation = metrics.prompt_value_correlation,
+                    metric.step = step,
+                    metric.mse = metrics.mse,
+                    metric.explained_variance = metrics.explained_variance,
+                    metric.prompt_value_correlation = metrics.prompt_value_correlation,
                     "{line}"
                 )
             });
