@@ -83,7 +83,14 @@ pub fn load_base_model(recipe: &Recipe) -> Result<BaseModel> {
 pub fn load_reward(recipe: &Recipe) -> Result<Box<dyn RewardModel>> {
     let reward: Box<dyn RewardModel> = match recipe.reward.kind {
         RewardKind::Sentiment => {
-            Box::new(VaderSentiment::from_models_dir(&recipe.reward.lexicon_dir)?)
+            let dir = &recipe.reward.lexicon_dir;
+            let vader = VaderSentiment::from_models_dir(dir).with_context(|| {
+                format!(
+                    "failed to load the VADER lexicons from reward.lexicon_dir = {}",
+                    dir.display()
+                )
+            })?;
+            Box::new(vader)
         }
         RewardKind::Length => Box::new(LengthReward::new(recipe.reward.max_tokens)?),
     };

@@ -1,5 +1,7 @@
 //! Console logging: fixed-format text lines or JSON lines, on standard error.
 
+use std::io::IsTerminal;
+
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
@@ -25,6 +27,7 @@ pub fn init(format: LogFormat, quiet: bool) -> bool {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match format {
         LogFormat::Text => {

@@ -75,8 +75,13 @@ fn main() -> ExitCode {
     match run(&cli, progress) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err:#}");
-            eprintln!("error: {err:#}");
+            // JSON mode reports the error as a log object; text mode prints
+            // it once, without the log prefix.
+            if stage_args.log_format == LogFormat::Json {
+                tracing::error!("{err:#}");
+            } else {
+                eprintln!("error: {err:#}");
+            }
             ExitCode::FAILURE
         }
     }

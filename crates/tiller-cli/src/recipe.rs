@@ -149,9 +149,24 @@ impl Recipe {
         for item in overrides {
             apply_override(&mut table, item)?;
         }
-        let recipe: Recipe = toml::Value::Table(table)
-            .try_into()
-            .with_context(|| format!("invalid recipe {}", path.display()))?;
+        let parsed: Result<Recipe, _> = toml::Value::Table(table).try_into();
+        let recipe = match parsed {
+            Ok(recipe) => recipe,
+            // `--set` reads values as TOML, so `run.name=nan` or `=123` is a
+            // number, not a string.
+            Err(err) if !overrides.is_empty() => {
+                return Err(anyhow::Error::new(err).context(format!(
+                    "invalid recipe {} after --set overrides (values are read as TOML: \
+                     quote a string that looks like a number, e.g. --set 'run.name=\"123\"')",
+                    path.display()
+                )));
+            }
+            Err(err) => {
+                return Err(
+                    anyhow::Error::new(err).context(format!("invalid recipe {}", path.display()))
+                );
+            }
+        };
         recipe.check()?;
         Ok(recipe)
     }
@@ -179,6 +194,9 @@ impl Recipe {
         if self.reward.kind == RewardKind::Length && self.reward.max_tokens == 0 {
             bail!("invalid reward.max_tokens 0: expected at least 1 token");
         }
+        // Reject bad stage settings before any stage spends minutes.
+        self.train.validate()?;
+        self.eval.validate()?;
         Ok(())
     }
 
@@ -305,5 +323,21 @@ kind = "length"
         let (_dir, path) = write_recipe(MINIMAL);
         let err = Recipe::load(&path, &["prompts.heldout_fraction=1.5".to_string()]).unwrap_err();
         assert!(format!("{err:#}").contains("heldout_fraction"));
+    }
+
+    #[test]
+    fn stage_settings_checked_at_load() {
+        let (_dir, path) = write_recipe(MINIMAL);
+        let err = Recipe::load(&path, &["eval.prompts=1".to_string()]).unwrap_err();
+        assert!(format!("{err:#}").contains("eval prompts"), "{err:#}");
+    }
+
+    #[test]
+    fn numeric_override_for_string_hints_quoting() {
+        let (_dir, path) = write_recipe(MINIMAL);
+        let err = Recipe::load(&path, &["run.name=123".to_string()]).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("run.name"), "{message}");
+        assert!(message.contains("quote a string"), "{message}");
     }
 }

@@ -31,6 +31,11 @@ pub fn rollout(recipe: &Recipe, progress: bool) -> Result<()> {
             dir = %dir.display(),
             "rollouts already complete; skipping (delete the folder to sample again)"
         );
+        warn_if_changed(
+            &dir.join(ROLLOUT_SUMMARY),
+            &rollout_settings(recipe)?,
+            "rollouts",
+        );
         return Ok(());
     }
     if is_non_empty_dir(&dir) {
@@ -51,7 +56,8 @@ pub fn rollout(recipe: &Recipe, progress: bool) -> Result<()> {
     );
     if prompts.is_empty() {
         bail!(
-            "no rollout prompts in {}: add prompts or lower prompts.heldout_fraction",
+            "no rollout prompts in {}: add prompts, lower prompts.heldout_fraction or raise \
+             prompts.rollout_prompts",
             recipe.prompts.path.display()
         );
     }
@@ -93,6 +99,7 @@ pub fn rollout(recipe: &Recipe, progress: bool) -> Result<()> {
         "stage_seconds": seconds,
         "tokens_per_second": summary.tokens as f64 / summary.elapsed_s.max(1e-9),
         "files": files,
+        "settings": rollout_settings(recipe)?,
     });
     let summary_path = dir.join(ROLLOUT_SUMMARY);
     std::fs::write(&summary_path, serde_json::to_string_pretty(&record)?)
@@ -106,6 +113,53 @@ pub fn rollout(recipe: &Recipe, progress: bool) -> Result<()> {
         "rollout stage finished"
     );
     Ok(())
+}
+
+/// Record of the settings a finished training stage used, in the run
+/// directory.
+const TRAIN_RECORD: &str = "train.json";
+
+/// Recipe sections that decide what the rollout stage produces.
+fn rollout_settings(recipe: &Recipe) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "model": serde_json::to_value(&recipe.model)?,
+        "prompts": serde_json::to_value(&recipe.prompts)?,
+        "reward": serde_json::to_value(&recipe.reward)?,
+        "rollout": serde_json::to_value(&recipe.rollout)?,
+    }))
+}
+
+/// Recipe sections that decide what the training stage produces.
+fn train_settings(recipe: &Recipe) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({ "train": serde_json::to_value(&recipe.train)? }))
+}
+
+/// Warns when a skipped stage's recorded settings differ from the recipe's,
+/// because its outputs then do not follow the recipe that was just saved.
+fn warn_if_changed(record_path: &std::path::Path, current: &serde_json::Value, what: &str) {
+    let recorded = std::fs::read_to_string(record_path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|record| record.get("settings").cloned());
+    let Some(recorded) = recorded else {
+        return;
+    };
+    let (Some(recorded), Some(current)) = (recorded.as_object(), current.as_object()) else {
+        return;
+    };
+    let changed: Vec<&str> = current
+        .iter()
+        .filter(|(section, value)| recorded.get(*section) != Some(value))
+        .map(|(section, _)| section.as_str())
+        .collect();
+    if !changed.is_empty() {
+        tracing::warn!(
+            sections = changed.join(", "),
+            record = %record_path.display(),
+            "the existing {what} were made with other settings in these recipe sections; \
+             delete them to apply the new settings"
+        );
+    }
 }
 
 /// Lists the rollout shards of a finished rollout stage.
@@ -131,11 +185,13 @@ fn rollout_files(recipe: &Recipe) -> Result<Vec<PathBuf>> {
 pub fn train(recipe: &Recipe, resume: bool, progress: bool) -> Result<()> {
     recipe.save_resolved()?;
     let export_dir = recipe.export_dir();
+    let record_path = recipe.run_dir().join(TRAIN_RECORD);
     if !resume && export_dir.join("scorer.json").exists() {
         tracing::info!(
             dir = %export_dir.display(),
             "scorer already exported; skipping training (delete the folder to train again)"
         );
+        warn_if_changed(&record_path, &train_settings(recipe)?, "scorer");
         return Ok(());
     }
     let files = rollout_files(recipe)?;
@@ -162,6 +218,9 @@ pub fn train(recipe: &Recipe, resume: bool, progress: bool) -> Result<()> {
         &tokenizer_json,
         &options,
     )?;
+    let record = serde_json::json!({ "settings": train_settings(recipe)? });
+    std::fs::write(&record_path, serde_json::to_string_pretty(&record)?)
+        .with_context(|| format!("failed to write {}", record_path.display()))?;
     tracing::info!(
         steps = summary.step,
         tokens_per_second = format!("{:.0}", summary.tokens_per_second),

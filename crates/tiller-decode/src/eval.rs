@@ -142,11 +142,12 @@ fn invalid(setting: &str, value: impl std::fmt::Debug, hint: &str) -> DecodeErro
 impl EvalConfig {
     /// Checks ranges and that every N fits in the base samples.
     pub fn validate(&self) -> Result<(), DecodeError> {
-        if self.prompts == 0 {
+        // The 95% interval is over prompts and needs a sample deviation.
+        if self.prompts < 2 {
             return Err(invalid(
                 "eval prompts",
                 self.prompts,
-                "evaluate at least 1 prompt",
+                "evaluate at least 2 prompts, so the confidence interval is defined",
             ));
         }
         if self.base_samples == 0 {
@@ -530,6 +531,20 @@ pub fn run_eval(
     };
     let scorer: Option<&dyn PrefixScorer> = if scorers.is_empty() { None } else { Some(&mix) };
     let prompts = &prompts[..cfg.prompts.min(prompts.len())];
+    if prompts.len() < 2 {
+        return Err(invalid(
+            "held-out prompts",
+            prompts.len(),
+            "the evaluation needs at least 2 held-out prompts; raise prompts.heldout_fraction",
+        ));
+    }
+    if prompts.len() < cfg.prompts {
+        tracing::warn!(
+            requested = cfg.prompts,
+            available = prompts.len(),
+            "fewer held-out prompts than eval.prompts; evaluating all of them"
+        );
+    }
 
     let bar = prompt_progress(prompts.len(), show_progress);
     bar.set_prefix("eval");

@@ -241,6 +241,13 @@ pub fn run_rollouts(
     if cfg.samples_per_prompt == 0 {
         return Err(DecodeError::ZeroSamples);
     }
+    if cfg.max_new_tokens == 0 {
+        return Err(DecodeError::InvalidSetting {
+            setting: "rollout max_new_tokens".to_string(),
+            value: "0".to_string(),
+            hint: "allow at least 1 new token, or every response is empty".to_string(),
+        });
+    }
     let start = Instant::now();
     let bar = prompt_progress(prompts.len(), show_progress);
     bar.set_prefix("rollouts");

@@ -54,6 +54,9 @@ pub struct Dataset {
     pub has_topk: bool,
     /// Largest token id in any example, cached top-k ids included.
     pub max_token_id: u32,
+    /// `(prompt_id, sample_index)` of the response that contains
+    /// `max_token_id`, to name it in errors.
+    pub max_token_at: Option<(String, i32)>,
     /// Prompts cut at the front to fit `max_len`.
     pub truncated_prompts: usize,
 }
@@ -115,6 +118,7 @@ pub fn load_dataset(paths: &[PathBuf], config: &TrainConfig) -> Result<Dataset, 
         validation: Vec::new(),
         has_topk,
         max_token_id: 0,
+        max_token_at: None,
         truncated_prompts: 0,
     };
     for record in reader.records() {
@@ -130,7 +134,12 @@ pub fn load_dataset(paths: &[PathBuf], config: &TrainConfig) -> Result<Dataset, 
         }
         let cached_ids = example.topk_ids.iter().flatten().flatten();
         let max_id = example.tokens.iter().chain(cached_ids).copied().max();
-        dataset.max_token_id = dataset.max_token_id.max(max_id.unwrap_or(0));
+        if let Some(id) = max_id
+            && (dataset.max_token_at.is_none() || id > dataset.max_token_id)
+        {
+            dataset.max_token_id = id;
+            dataset.max_token_at = Some((example.prompt_id.clone(), example.sample_index));
+        }
         match split {
             Split::Train => dataset.train.push(example),
             Split::Validation => dataset.validation.push(example),

@@ -38,6 +38,28 @@ pub enum TrainError {
         reason: String,
     },
 
+    /// A rollout token id lies outside the tokenizer's vocabulary.
+    #[error(
+        "rollouts {path} contain token id {id} (prompt_id {prompt_id:?}, sample_index \
+         {sample_index}), outside the vocabulary of {vocab_size} tokens of {tokenizer}: \
+         regenerate the rollouts with this tokenizer, or set train.vocab_size when the model's \
+         vocabulary is larger than the tokenizer's"
+    )]
+    TokenIdOutOfVocabulary {
+        /// First rollout file of the dataset.
+        path: PathBuf,
+        /// The offending token id.
+        id: u32,
+        /// Prompt of the response that contains it.
+        prompt_id: String,
+        /// Sample index of that response.
+        sample_index: i32,
+        /// Tokens in the tokenizer's vocabulary.
+        vocab_size: usize,
+        /// The tokenizer file.
+        tokenizer: PathBuf,
+    },
+
     /// No rollout landed in the training split.
     #[error(
         "no training data: {records} rollouts were read and {validation} of them fall in the \
@@ -120,8 +142,8 @@ pub enum TrainError {
 
     /// The run directory already contains checkpoints of another run.
     #[error(
-        "{path} already contains checkpoints (newest: step {step}); pass resume to continue that \
-         run or choose another run directory"
+        "{path} already contains checkpoints (newest: step {step}): pass --resume to continue \
+         that run, or delete {path} to train from scratch"
     )]
     CheckpointsExist {
         /// The checkpoints directory.

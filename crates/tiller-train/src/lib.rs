@@ -357,8 +357,21 @@ fn resolve_vocab_size(
         }
         return Ok(size);
     }
-    let from_tokenizer = tokenizer_vocab_size(tokenizer_json)?.unwrap_or(0);
-    Ok(from_tokenizer.max(needed))
+    let Some(from_tokenizer) = tokenizer_vocab_size(tokenizer_json)? else {
+        return Ok(needed);
+    };
+    if needed > from_tokenizer {
+        let (prompt_id, sample_index) = dataset.max_token_at.clone().unwrap_or_default();
+        return Err(TrainError::TokenIdOutOfVocabulary {
+            path: dataset.first_file.clone(),
+            id: dataset.max_token_id,
+            prompt_id,
+            sample_index,
+            vocab_size: from_tokenizer,
+            tokenizer: tokenizer_json.to_path_buf(),
+        });
+    }
+    Ok(from_tokenizer)
 }
 
 /// The base model's token embedding table, `[rows, d_base]` row-major.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tiller_data::{FinishReason, RolloutMetadata, RolloutRecord, RolloutWriter};
+use tiller_data::{FinishReason, RolloutMetadata, RolloutReader, RolloutRecord, RolloutWriter};
 use tiller_model::{ScorerHead, sha256_file};
 
 use super::*;
@@ -604,4 +604,58 @@ fn throughput_default_scorer() {
             config.sequences_per_step()
         );
     }
+}
+
+#[test]
+fn token_id_beyond_tokenizer_rejected() {
+    let fixture = fixture();
+    let metadata = RolloutReader::open(&fixture.rollouts)
+        .unwrap()
+        .metadata()
+        .clone();
+    let shards = fixture.dir.path().join("bad-rollouts");
+    let mut writer = RolloutWriter::create(&shards, "rollouts", metadata, 10).unwrap();
+    let outside = VOCAB + 3;
+    for prompt in 0..4u32 {
+        let response = if prompt == 2 {
+            vec![4, outside]
+        } else {
+            vec![4, 5]
+        };
+        writer
+            .write(&RolloutRecord {
+                prompt_id: format!("p{prompt}"),
+                sample_index: 0,
+                prompt: String::new(),
+                response: String::new(),
+                prompt_token_ids: vec![1, 2],
+                response_logprobs: vec![-1.0; 2],
+                topk_token_ids: Some(vec![vec![7, 10, EOS]; 2]),
+                topk_logprobs: Some(vec![vec![0.4f32.ln(), 0.2f32.ln(), 0.1f32.ln()]; 2]),
+                response_token_ids: response,
+                reward: 0.5,
+                finish_reason: FinishReason::Length,
+            })
+            .unwrap();
+    }
+    let rollouts = writer.finish().unwrap();
+
+    let config = tiny_config(Objective::Fudge, ScorerHead::Scalar);
+    let err = train(
+        &config,
+        &rollouts,
+        &fixture.run_dir("outside"),
+        &fixture.export_dir("outside"),
+        &fixture.tokenizer,
+        &TrainOptions::default(),
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("token id {outside}")),
+        "{message}"
+    );
+    assert!(message.contains("\"p2\""), "{message}");
+    assert!(message.contains("train.vocab_size"), "{message}");
+    assert!(!fixture.export_dir("outside").exists());
 }
