@@ -3,9 +3,9 @@
 //! A recipe has the sections `[run]`, `[model]`, `[prompts]`, `[reward]`,
 //! `[rollout]`, `[train]` and `[eval]`. Every section rejects unknown keys,
 //! and the error lists the valid ones. `--set section.key=value` overrides
-//! any field before the recipe is checked; the value is read as a TOML value
-//! (`--set train.lr=3e-4`, `--set eval.lambdas=[0.0,2.0]`) and falls back to
-//! a string when it does not parse as one (`--set run.name=trial`).
+//! any field before the recipe is checked. The value is read as a TOML value
+//! (`--set train.lr=3e-4`, `--set eval.lambdas=[0.0,2.0]`), and it falls back
+//! to a string when it does not parse as one (`--set run.name=trial`).
 
 use std::path::{Path, PathBuf};
 
@@ -45,10 +45,10 @@ pub struct RunSection {
     /// Run name: the run directory is `<runs_dir>/<name>` and the exported
     /// scorer goes to `<checkpoints_dir>/<name>`.
     pub name: String,
-    /// Folder that holds run directories. Default `runs`.
+    /// Folder that contains run directories. Default `runs`.
     #[serde(default = "default_runs_dir")]
     pub runs_dir: PathBuf,
-    /// Folder that holds exported scorers. Default `checkpoints`.
+    /// Folder that contains exported scorers. Default `checkpoints`.
     #[serde(default = "default_checkpoints_dir")]
     pub checkpoints_dir: PathBuf,
     /// Compute device. Only `flex` (the CPU backend) is built in. Default
@@ -85,7 +85,7 @@ pub struct PromptsSection {
     pub rollout_prompts: Option<usize>,
 }
 
-/// Which reward model scores responses.
+/// Reward model that scores responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RewardKind {
