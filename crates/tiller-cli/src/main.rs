@@ -77,10 +77,11 @@ fn main() -> ExitCode {
         Err(err) => {
             // JSON mode reports the error as a log object; text mode prints
             // it once, without the log prefix.
+            let message = error_message(&err);
             if stage_args.log_format == LogFormat::Json {
-                tracing::error!("{err:#}");
+                tracing::error!("{message}");
             } else {
-                eprintln!("error: {err:#}");
+                eprintln!("error: {message}");
             }
             ExitCode::FAILURE
         }
@@ -106,4 +107,21 @@ fn run(cli: &Cli, progress: bool) -> anyhow::Result<()> {
             stages::eval(&recipe, progress)
         }
     }
+}
+
+/// Joins an error and its causes with `: `, leaving out a cause whose text
+/// the message already contains (many library errors print their source).
+fn error_message(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }

@@ -201,7 +201,10 @@ pub fn remove_partial(dir: &Path) -> Result<(), TrainError> {
 pub fn load(path: &Path) -> Result<LoadedCheckpoint, TrainError> {
     let invalid = |file: &str, reason: String| TrainError::InvalidCheckpoint {
         path: path.join(file),
-        reason,
+        reason: format!(
+            "{reason}; delete {} to resume from the previous checkpoint",
+            path.display()
+        ),
     };
     let state_path = path.join(STATE_FILE);
     let text = fs::read_to_string(&state_path).map_err(TrainError::io(&state_path))?;
