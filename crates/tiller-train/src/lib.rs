@@ -144,10 +144,23 @@ pub fn train(
     }
     let resume_from = if options.resume {
         checkpoint::remove_partial(&checkpoints_dir)?;
+        if existing.is_empty() {
+            tracing::warn!(
+                dir = %checkpoints_dir.display(),
+                "--resume found no checkpoint; training from step 0"
+            );
+        }
         existing.last().cloned()
     } else {
         None
     };
+    if dataset.validation.is_empty() && config.validation_fraction > 0.0 {
+        tracing::warn!(
+            validation_fraction = config.validation_fraction,
+            "no rollout landed in the validation split, so no val/ metrics are written; \
+             raise train.validation_fraction or add prompts"
+        );
+    }
     // Read and check the checkpoint before touching the event directory, so
     // a rejected resume leaves no empty event file behind.
     let loaded = match &resume_from {
