@@ -5,33 +5,11 @@
 //! The model is found in `$TILLER_MODELS` or `<repo>/models`. These tests fail
 //! when it is missing: run scripts/setup.sh to fetch it.
 
-use std::path::PathBuf;
+mod common;
 
-use serde_json::Value;
+use common::{model_path, reference_fixture as fixture};
+
 use tiller_model::{GGmlType, GgufFile, sha256_file};
-
-const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-fn model_path() -> PathBuf {
-    let dir = match std::env::var_os("TILLER_MODELS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"),
-    };
-    let path = dir.join(MODEL_FILE);
-    assert!(
-        path.is_file(),
-        "{} not found: run scripts/setup.sh (or set TILLER_MODELS to the folder holding {MODEL_FILE})",
-        path.display()
-    );
-    path
-}
-
-fn fixture() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference_smollm2.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
 
 fn open_model() -> GgufFile {
     GgufFile::open(model_path()).unwrap()

@@ -5,14 +5,14 @@
 //! The model is found in `$TILLER_MODELS` or `<repo>/models`. These tests fail
 //! when it is missing: run scripts/setup.sh to fetch it.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{model_path, reference_fixture};
 use std::sync::OnceLock;
 
 use burn::prelude::*;
 use serde_json::Value;
 use tiller_model::{GgufFile, KvCache, Llama};
-
-const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// Tolerance on log-probabilities. The reference runs the same dequantized f32
 /// weights in torch; the two differ only by f32 rounding in another order.
@@ -21,20 +21,6 @@ const LOGPROB_TOLERANCE: f64 = 1e-3;
 /// A greedy step whose reference top-2 margin is below this is a near tie, so
 /// rounding may legitimately pick the other token.
 const NEAR_TIE_MARGIN: f64 = 0.05;
-
-fn model_path() -> PathBuf {
-    let dir = match std::env::var_os("TILLER_MODELS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"),
-    };
-    let path = dir.join(MODEL_FILE);
-    assert!(
-        path.is_file(),
-        "{} not found: run scripts/setup.sh (or set TILLER_MODELS to the folder holding {MODEL_FILE})",
-        path.display()
-    );
-    path
-}
 
 /// Loads the model once for all tests of this file.
 fn model() -> &'static Llama {
@@ -46,10 +32,7 @@ fn model() -> &'static Llama {
 }
 
 fn prompts() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference_smollm2.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()));
-    let fixture: Value = serde_json::from_str(&text).unwrap();
+    let fixture = reference_fixture();
     assert_eq!(fixture["format_version"], 1);
     fixture["prompts"].as_array().unwrap().clone()
 }
