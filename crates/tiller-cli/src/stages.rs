@@ -156,8 +156,8 @@ fn warn_if_changed(record_path: &std::path::Path, current: &serde_json::Value, w
         tracing::warn!(
             sections = changed.join(", "),
             record = %record_path.display(),
-            "the existing {what} were made with other settings in these recipe sections; \
-             delete them to apply the new settings"
+            "the existing {what} came from other settings in these recipe sections, so \
+             delete that output to apply the new settings"
         );
     }
 }
@@ -194,6 +194,7 @@ pub fn train(recipe: &Recipe, resume: bool, progress: bool) -> Result<()> {
         warn_if_changed(&record_path, &train_settings(recipe)?, "scorer");
         return Ok(());
     }
+
     let files = rollout_files(recipe)?;
     let tokenizer_json = recipe.run_dir().join("tokenizer.json");
     if !tokenizer_json.exists() {
@@ -202,6 +203,7 @@ pub fn train(recipe: &Recipe, resume: bool, progress: bool) -> Result<()> {
             tokenizer_json.display()
         );
     }
+
     let options = TrainOptions {
         resume,
         progress,
@@ -218,6 +220,7 @@ pub fn train(recipe: &Recipe, resume: bool, progress: bool) -> Result<()> {
         &tokenizer_json,
         &options,
     )?;
+
     let record = serde_json::json!({ "settings": train_settings(recipe)? });
     std::fs::write(&record_path, serde_json::to_string_pretty(&record)?)
         .with_context(|| format!("failed to write {}", record_path.display()))?;

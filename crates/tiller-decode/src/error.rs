@@ -198,7 +198,7 @@ pub enum DecodeError {
         setting: String,
         /// The rejected value.
         value: String,
-        /// What the value must be.
+        /// The accepted range or the fix.
         hint: String,
     },
 
