@@ -151,7 +151,7 @@ impl KvCache {
         let mut entry = match self.layers[layer].take() {
             Some(entry) if end > entry.keys.dims()[2] => entry.grow(start, capacity),
             Some(entry) => entry,
-            None => LayerKv::zeros([batch, kv_heads, capacity, head_dim], &keys.device()),
+            None => LayerKv::zeros([batch, kv_heads, capacity, head_dim], &keys),
         };
         // When no clone shares the buffers and the caller dropped the previous views,
         // burn-flex 0.22 writes in place instead of copying the cache.
@@ -172,10 +172,11 @@ impl KvCache {
 
 impl LayerKv {
     /// Allocates zeroed buffers of `shape`, `[batch, kv_heads, capacity, head_dim]`.
-    fn zeros(shape: [usize; 4], device: &Device) -> Self {
+    fn zeros(shape: [usize; 4], like: &Tensor<4>) -> Self {
+        let zeros = || Tensor::<4>::zeros(shape, &like.device()).cast(like.dtype());
         Self {
-            keys: Tensor::zeros(shape, device),
-            values: Tensor::zeros(shape, device),
+            keys: zeros(),
+            values: zeros(),
         }
     }
 
@@ -183,12 +184,11 @@ impl LayerKv {
     fn grow(self, len: usize, capacity: usize) -> Self {
         let [batch, kv_heads, _, head_dim] = self.keys.dims();
         let device = self.keys.device();
+        let dtype = self.keys.dtype();
         let extra = [batch, kv_heads, capacity - len, head_dim];
         let extend = |buffer: Tensor<4>| {
-            Tensor::cat(
-                vec![buffer.narrow(2, 0, len), Tensor::zeros(extra, &device)],
-                2,
-            )
+            let zeros = Tensor::<4>::zeros(extra, &device).cast(dtype);
+            Tensor::cat(vec![buffer.narrow(2, 0, len), zeros], 2)
         };
         Self {
             keys: extend(self.keys),

@@ -13,6 +13,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod device;
 mod error;
 pub mod fingerprint;
 pub mod gguf;
@@ -21,6 +22,7 @@ pub mod llama;
 pub mod scorer;
 pub mod tokenizer;
 
+pub use device::{DeviceError, DeviceSpec, Precision, compiled_backends};
 pub use error::ModelError;
 pub use fingerprint::sha256_file;
 pub use gguf::{GGmlType, GgufFile, TensorInfo};

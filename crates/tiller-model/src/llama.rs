@@ -11,9 +11,10 @@
 
 use std::collections::HashMap;
 
-use burn::module::Param;
+use burn::module::{ModuleMapper, Param};
 use burn::nn::{Embedding, RmsNorm};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use burn::tensor::activation::{silu, softmax};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -460,6 +461,27 @@ impl Llama {
         self.token_embedding.weight.val().device()
     }
 
+    /// Returns the float type of the weights and of the activations between
+    /// blocks.
+    pub fn dtype(&self) -> FloatDType {
+        self.token_embedding.weight.val().dtype().into()
+    }
+
+    /// Converts every weight to `dtype` (bf16 or f16 on a GPU halves the
+    /// memory and the bandwidth). The logits stay f32: [`Llama::forward`]
+    /// casts them back before they leave the model, so log-softmax, KL and
+    /// sampling always see f32.
+    pub fn cast(self, dtype: FloatDType) -> Self {
+        struct Cast(FloatDType);
+        impl ModuleMapper for Cast {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let dtype = self.0;
+                param.map(|tensor| tensor.cast(dtype))
+            }
+        }
+        self.map(&mut Cast(dtype))
+    }
+
     /// Runs `tokens` (`[batch, seq]`) after the positions in `cache` and returns the
     /// logits `[batch, seq, vocab_size]`. Position `j` predicts the token after `tokens[.., j]`.
     ///
@@ -522,8 +544,9 @@ impl Llama {
         let start = cache.len();
         let head_dim = self.config.head_dim();
         let groups = self.config.n_heads / self.config.n_kv_heads;
-        let rope = self.rope_tables(start, seq, &device);
-        let causal_bias = (seq > 1).then(|| causal_bias(groups, seq, start, &device));
+        let dtype = self.dtype();
+        let rope = self.rope_tables(start, seq, &device, dtype);
+        let causal_bias = (seq > 1).then(|| causal_bias(groups, seq, start, &device, dtype));
         let pass = Pass {
             rope: &rope,
             causal_bias: causal_bias.as_ref(),
@@ -537,16 +560,18 @@ impl Llama {
         }
         cache.advance(seq);
         debug_assert_eq!(cache.batch_size(), batch);
-        Ok(self.output_norm.forward(x))
+        Ok(rms_norm(&self.output_norm, x))
     }
 
     /// Applies the output projection to hidden states `[.., d_model]`.
+    /// The logits are f32 whatever the weights' type.
     fn project_to_vocab<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
-        match &self.output {
+        let logits = match &self.output {
             Some(output) => output.forward(hidden),
             // Tied weights: the embedding `[vocab_size, d_model]` is the output weight.
             None => project(hidden, self.token_embedding.weight.val()),
-        }
+        };
+        logits.cast(FloatDType::F32)
     }
 
     /// Validates the inputs of a forward pass before anything touches the cache.
@@ -597,7 +622,7 @@ impl Llama {
     /// Column `c` of a head pairs with column `c ± head_dim / 2` (Hugging Face
     /// `rotate_half`) and both rotate by `position · θ^(-2i / head_dim)` with
     /// `i = c mod head_dim / 2`. Angles are computed in f64, then rounded to f32.
-    fn rope_tables(&self, start: usize, seq: usize, device: &Device) -> Rope {
+    fn rope_tables(&self, start: usize, seq: usize, device: &Device, dtype: FloatDType) -> Rope {
         let head_dim = self.config.head_dim();
         let half = head_dim / 2;
         let inverse_frequencies: Vec<f64> = (0..half)
@@ -618,8 +643,8 @@ impl Llama {
         }
         let shape = [1, 1, seq, head_dim];
         Rope {
-            cos: Tensor::from_data(TensorData::new(cos, shape), device),
-            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+            cos: Tensor::<4>::from_data(TensorData::new(cos, shape), device).cast(dtype),
+            sin: Tensor::<4>::from_data(TensorData::new(sin, shape), device).cast(dtype),
         }
     }
 }
@@ -628,7 +653,13 @@ impl Llama {
 /// `[1, 1, groups * seq, start + seq]`. Row `r` is query position
 /// `start + r mod seq` (the rows of the `groups` query heads that share a key/value
 /// head are stacked), and it may attend to key positions up to its own.
-fn causal_bias(groups: usize, seq: usize, start: usize, device: &Device) -> Tensor<4> {
+fn causal_bias(
+    groups: usize,
+    seq: usize,
+    start: usize,
+    device: &Device,
+    dtype: FloatDType,
+) -> Tensor<4> {
     let keys = start + seq;
     let mut bias = Vec::with_capacity(groups * seq * keys);
     for _ in 0..groups {
@@ -643,14 +674,24 @@ fn causal_bias(groups: usize, seq: usize, start: usize, device: &Device) -> Tens
             }));
         }
     }
-    Tensor::from_data(TensorData::new(bias, [1, 1, groups * seq, keys]), device)
+    Tensor::<4>::from_data(TensorData::new(bias, [1, 1, groups * seq, keys]), device).cast(dtype)
+}
+
+/// RMSNorm with the mean of squares taken in f32: in f16 the squares of
+/// SmolLM2's larger activations overflow to infinity. A no-op cast in f32.
+fn rms_norm(norm: &RmsNorm, x: Tensor<3>) -> Tensor<3> {
+    let dtype = x.dtype();
+    let x = x.cast(FloatDType::F32);
+    let mean_square = x.clone().square().mean_dim(2);
+    let normalized = x / (mean_square + norm.epsilon).sqrt();
+    normalized.cast(dtype) * norm.gamma.val().unsqueeze()
 }
 
 impl LlamaBlock {
     fn forward(&self, x: Tensor<3>, layer: usize, cache: &mut KvCache, pass: &Pass) -> Tensor<3> {
-        let attention = self.attention(self.attn_norm.forward(x.clone()), layer, cache, pass);
+        let attention = self.attention(rms_norm(&self.attn_norm, x.clone()), layer, cache, pass);
         let x = x + attention;
-        let feed_forward = self.feed_forward(self.ffn_norm.forward(x.clone()));
+        let feed_forward = self.feed_forward(rms_norm(&self.ffn_norm, x.clone()));
         x + feed_forward
     }
 
@@ -691,7 +732,11 @@ impl LlamaBlock {
         if let Some(bias) = pass.causal_bias {
             scores = scores + bias.clone();
         }
-        let context = softmax(scores, 3).matmul(values);
+        // Softmax in f32: half-precision exponentials lose the small
+        // attention weights.
+        let dtype = values.dtype();
+        let weights = softmax(scores.cast(FloatDType::F32), 3).cast(dtype);
+        let context = weights.matmul(values);
         let context = context
             .reshape([batch, n_heads, seq, head_dim])
             .swap_dims(1, 2)
