@@ -31,10 +31,11 @@ pub struct BaseModel {
     pub tokenizer_sha256: String,
 }
 
-/// Returns the compute device a recipe names. The recipe check admits only
-/// `flex`.
-pub fn device(_recipe: &Recipe) -> Device {
-    Device::flex()
+/// Opens the compute device a recipe names. Its first operation runs here,
+/// so a missing driver or library is reported before any stage starts.
+pub fn device(recipe: &Recipe) -> Result<Device> {
+    let (spec, precision) = recipe.device_spec()?;
+    Ok(spec.open(precision)?)
 }
 
 /// Loads the base model and writes its tokenizer to the run directory.
@@ -48,7 +49,8 @@ pub fn load_base_model(recipe: &Recipe) -> Result<BaseModel> {
     }
     let start = Instant::now();
     let gguf = GgufFile::open(path)?;
-    let model = Llama::from_gguf(&gguf, &device(recipe))?;
+    let (_, precision) = recipe.device_spec()?;
+    let model = Llama::from_gguf(&gguf, &device(recipe)?)?.cast(precision.dtype());
     let tokenizer = tokenizer_from_gguf(&gguf)?;
     let template = ChatTemplate::from_gguf(&gguf)?;
     let sha256 = sha256_file(path)?;

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::logging::LogFormat;
+use tiller_model::{DeviceSpec, Precision};
+
 use crate::recipe::Recipe;
 
 #[derive(Parser, Debug)]
@@ -35,6 +37,15 @@ enum Command {
     Eval(StageArgs),
     /// Run rollout, train and eval in order.
     Run(TrainArgs),
+    /// List the compute devices this build has and try each one.
+    Devices(DevicesArgs),
+}
+
+#[derive(Args, Debug)]
+struct DevicesArgs {
+    /// Devices to try (default: flex, wgpu, vulkan, tch-cpu, tch-cuda:0).
+    /// Exits non-zero when one of them cannot be opened.
+    names: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -44,9 +55,13 @@ struct StageArgs {
     /// Override a recipe field, as section.key=value; repeatable.
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     overrides: Vec<String>,
-    /// Compute device; overrides run.device. Only `flex` is built in.
+    /// Compute device; overrides run.device: flex, wgpu, vulkan, tch-cpu,
+    /// tch-cuda[:N]. Every backend but flex needs its cargo feature.
     #[arg(long)]
     device: Option<String>,
+    /// Base-model float type; overrides run.precision: f32, bf16, f16.
+    #[arg(long)]
+    precision: Option<String>,
     /// Print only warnings and errors, and no progress bars.
     #[arg(long, short)]
     quiet: bool,
@@ -70,6 +85,7 @@ fn main() -> ExitCode {
     let stage_args = match &cli.command {
         Command::Rollout(args) | Command::Eval(args) => args,
         Command::Train(args) | Command::Run(args) => &args.stage,
+        Command::Devices(args) => return devices(&args.names),
     };
     let progress = logging::init(stage_args.log_format, stage_args.quiet);
     match run(&cli, progress) {
@@ -94,18 +110,66 @@ fn run(cli: &Cli, progress: bool) -> anyhow::Result<()> {
         if let Some(device) = &args.device {
             overrides.push(format!("run.device={device:?}"));
         }
+        if let Some(precision) = &args.precision {
+            overrides.push(format!("run.precision={precision:?}"));
+        }
         Recipe::load(&args.recipe, &overrides)
     };
     match &cli.command {
         Command::Rollout(args) => stages::rollout(&load(args)?, progress),
         Command::Train(args) => stages::train(&load(&args.stage)?, args.resume, progress),
         Command::Eval(args) => stages::eval(&load(args)?, progress),
+        Command::Devices(_) => unreachable!("main handles `tiller devices`"),
         Command::Run(args) => {
             let recipe = load(&args.stage)?;
             stages::rollout(&recipe, progress)?;
             stages::train(&recipe, args.resume, progress)?;
             stages::eval(&recipe, progress)
         }
+    }
+}
+
+/// Prints one line per device: its name and whether it opened. Without
+/// names, reports every backend and fails on none, so it doubles as a
+/// listing of the build's features.
+fn devices(names: &[String]) -> ExitCode {
+    let explicit = !names.is_empty();
+    let names: Vec<String> = if explicit {
+        names.to_vec()
+    } else {
+        ["flex", "wgpu", "vulkan", "tch-cpu", "tch-cuda:0"]
+            .map(String::from)
+            .to_vec()
+    };
+    let mut failed = false;
+    for name in &names {
+        let outcome = name
+            .parse::<DeviceSpec>()
+            .and_then(|spec| spec.open(Precision::F32).map(|_| spec));
+        match outcome {
+            Ok(spec) => {
+                let half: Vec<String> = [Precision::Bf16, Precision::F16]
+                    .into_iter()
+                    .filter(|&precision| spec.open(precision).is_ok())
+                    .map(|precision| precision.to_string())
+                    .collect();
+                let half = if half.is_empty() {
+                    String::new()
+                } else {
+                    format!(", also {}", half.join(" and "))
+                };
+                println!("{name}: ok (f32{half})");
+            }
+            Err(err) => {
+                failed |= explicit;
+                println!("{name}: unavailable: {err}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tiller_decode::eval::EvalConfig;
 use tiller_decode::rollout::RolloutConfig;
+use tiller_model::{DeviceSpec, Precision};
 use tiller_train::TrainConfig;
 
 /// A parsed and checked recipe.
@@ -51,10 +52,16 @@ pub struct RunSection {
     /// Folder that contains exported scorers. Default `checkpoints`.
     #[serde(default = "default_checkpoints_dir")]
     pub checkpoints_dir: PathBuf,
-    /// Compute device. Only `flex` (the CPU backend) is built in. Default
-    /// `flex`.
+    /// Compute device: `flex` (the CPU backend, always built in), `wgpu`,
+    /// `vulkan`, `tch-cpu` or `tch-cuda[:N]` (each needs its cargo
+    /// feature). Default `flex`.
     #[serde(default = "default_device")]
     pub device: String,
+    /// Float type of the frozen base model during rollout and eval: `f32`,
+    /// or `bf16`/`f16` on a GPU backend that supports them. The scorer
+    /// always trains in f32. Default `f32`.
+    #[serde(default = "default_precision")]
+    pub precision: String,
 }
 
 /// The `[model]` section.
@@ -122,6 +129,10 @@ fn default_device() -> String {
     "flex".to_string()
 }
 
+fn default_precision() -> String {
+    "f32".to_string()
+}
+
 fn default_heldout_fraction() -> f64 {
     0.2
 }
@@ -171,6 +182,17 @@ impl Recipe {
         Ok(recipe)
     }
 
+    /// Parses `run.device` and `run.precision`.
+    pub fn device_spec(&self) -> Result<(DeviceSpec, Precision)> {
+        let device = self.run.device.parse().context("invalid run.device")?;
+        let precision = self
+            .run
+            .precision
+            .parse()
+            .context("invalid run.precision")?;
+        Ok((device, precision))
+    }
+
     /// Checks values that serde cannot: ranges and supported choices.
     fn check(&self) -> Result<()> {
         if self.run.name.is_empty() || self.run.name.contains(['/', '\\']) {
@@ -179,12 +201,10 @@ impl Recipe {
                 self.run.name
             );
         }
-        if self.run.device != "flex" {
-            bail!(
-                "unsupported run.device {:?}: this build has only the `flex` CPU backend",
-                self.run.device
-            );
-        }
+        let (device, precision) = self.device_spec()?;
+        device
+            .check(precision)
+            .context("invalid run.device or run.precision")?;
         if !(0.0 < self.prompts.heldout_fraction && self.prompts.heldout_fraction < 1.0) {
             bail!(
                 "invalid prompts.heldout_fraction {}: expected a value strictly between 0 and 1",

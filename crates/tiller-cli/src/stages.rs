@@ -207,7 +207,7 @@ pub fn train(recipe: &Recipe, resume: bool, progress: bool) -> Result<()> {
     let options = TrainOptions {
         resume,
         progress,
-        device: device(recipe),
+        device: device(recipe)?,
         stop_after_step: None,
         base_model: Some(recipe.model.gguf.clone()),
     };
@@ -247,7 +247,7 @@ pub fn eval(recipe: &Recipe, progress: bool) -> Result<()> {
     }
     let start = Instant::now();
     let base = load_base_model(recipe)?;
-    let (scorer, manifest) = Scorer::load_export(&export_dir, &device(recipe))?;
+    let (scorer, manifest) = Scorer::load_export(&export_dir, &device(recipe)?)?;
     if manifest.tokenizer_sha256 != base.tokenizer_sha256 {
         bail!(
             "scorer {} was trained with tokenizer {} but the base model's tokenizer is {}: \
