@@ -8,28 +8,14 @@
 //!
 //! The model is found in `$TILLER_MODELS` or `<repo>/models` (scripts/setup.sh).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::prelude::*;
 use tiller_decode::{SamplingConfig, generate};
 use tiller_model::{ChatTemplate, GgufFile, Llama, tokenizer_from_gguf};
 
-const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-fn model_path() -> PathBuf {
-    let dir = match std::env::var_os("TILLER_MODELS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"),
-    };
-    let path = dir.join(MODEL_FILE);
-    assert!(
-        path.is_file(),
-        "{} not found: run scripts/setup.sh (or set TILLER_MODELS to the folder holding {MODEL_FILE})",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::model_path;
 
 #[test]
 #[ignore = "measures decode speed on the real model"]

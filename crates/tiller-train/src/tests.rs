@@ -659,3 +659,79 @@ fn token_id_beyond_tokenizer_rejected() {
     assert!(message.contains("train.vocab_size"), "{message}");
     assert!(!fixture.export_dir("outside").exists());
 }
+
+/// Values of `tag` in the first event file under `dir`, in step order.
+#[cfg(any(feature = "wgpu", feature = "tch"))]
+fn logged_values(dir: &Path, tag: &str) -> Vec<f32> {
+    let file = &event_files(dir).unwrap()[0];
+    read_events(file)
+        .unwrap()
+        .iter()
+        .flat_map(|e| e.get_summary().get_value().to_vec())
+        .filter(|v| v.get_tag() == tag)
+        .map(|v| v.get_simple_value())
+        .collect()
+}
+
+/// Largest relative difference between two loss curves the parity test
+/// accepts: f32 kernels on different backends sum in different orders, and
+/// 20 AdamW steps carry those last-bit differences forward.
+#[cfg(any(feature = "wgpu", feature = "tch"))]
+const PARITY_TOLERANCE: f32 = 1e-4;
+
+/// The same 20-step run (fixed seed) of each objective on flex and on every
+/// device `TILLER_PARITY_DEVICES` names (default: each compiled CPU-capable
+/// backend) gives the same training and validation losses.
+#[cfg(any(feature = "wgpu", feature = "tch"))]
+#[test]
+fn backend_parity_training_matches_flex() {
+    let fixture = fixture();
+    let devices = tiller_model::device::parity_devices().unwrap();
+    assert!(!devices.is_empty(), "no device to compare with flex");
+    for (objective, head) in [
+        (Objective::Fudge, ScorerHead::Scalar),
+        (Objective::Cdq, ScorerHead::Vocab),
+    ] {
+        let config = TrainConfig {
+            steps: Some(20),
+            eval_every: 5,
+            checkpoint_every: 0,
+            ..tiny_config(objective, head)
+        };
+        let curves = |name: &str, device: Device| {
+            let options = TrainOptions {
+                device,
+                ..TrainOptions::default()
+            };
+            run(&fixture, &config, name, &options).unwrap();
+            let events = fixture.run_dir(name).join("tensorboard");
+            (
+                logged_values(&events, "train/loss"),
+                logged_values(&events, "val/mse"),
+            )
+        };
+        let reference = curves(&format!("{objective:?}-flex"), Device::flex());
+        assert_eq!(reference.0.len(), 20);
+        for spec in &devices {
+            let device = spec.open(tiller_model::Precision::F32).unwrap();
+            let other = curves(&format!("{objective:?}-{spec}"), device);
+            let worst = reference
+                .0
+                .iter()
+                .chain(&reference.1)
+                .zip(other.0.iter().chain(&other.1))
+                .map(|(a, b)| (a - b).abs() / a.abs().max(1.0))
+                .fold(0.0f32, f32::max);
+            println!("{objective:?} on {spec}: largest relative loss difference {worst:.2e}");
+            assert_eq!(reference.0.len(), other.0.len());
+            assert_eq!(reference.1.len(), other.1.len());
+            assert!(
+                worst <= PARITY_TOLERANCE,
+                "{objective:?} on {spec}: losses differ from flex by {worst:.2e} (relative), \
+                 more than {PARITY_TOLERANCE:.0e}\nflex: {:?}\n{spec}: {:?}",
+                reference.0,
+                other.0
+            );
+        }
+    }
+}
