@@ -20,12 +20,12 @@ if [[ ! -x "$venv/bin/python" ]]; then
     echo "setup_torch: creating $venv" >&2
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$version')" 2>/dev/null; then
+if ! "$venv/bin/python" -W ignore -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$version')" 2>/dev/null; then
     echo "setup_torch: installing torch==$version into $venv (several GB)" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$version" >&2
 fi
 
-lib="$("$venv/bin/python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+lib="$("$venv/bin/python" -W ignore -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 # torch-sys's build script imports torch from the first python on PATH.
 echo "export PATH=\"$venv/bin:\$PATH\""
 echo "export LIBTORCH_USE_PYTORCH=1"

@@ -17,13 +17,16 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber and returns whether progress bars should
-/// be drawn. `RUST_LOG` overrides the level; `--quiet` keeps warnings and
+/// be drawn. `RUST_LOG` overrides the filter; `--quiet` keeps warnings and
 /// errors only. JSON mode draws no progress bars, so its output stays
 /// machine-readable.
 pub fn init(format: LogFormat, quiet: bool) -> bool {
-    let default_level = if quiet { "warn" } else { "info" };
+    // The GPU backends' crates (cubecl, wgpu, naga) log every kernel
+    // autotune and adapter probe at info, so only Tiller's own targets get
+    // info by default: `tiller` matches by prefix, `tiller_train` included.
+    let default_filter = if quiet { "warn" } else { "warn,tiller=info" };
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -59,7 +59,7 @@ pub enum DeviceError {
     /// The backend exists but this binary was built without it.
     #[error(
         "device `{spec}` needs the `{feature}` cargo feature, which this build lacks \
-         (it has: {compiled}); rebuild with `cargo build --release --features {feature}` \
+         (it has: {compiled}); rebuild with `cargo build --release -p tiller-cli --features {feature}` \
          (see the README's Backends section)"
     )]
     NotCompiled {
