@@ -4,7 +4,7 @@
 #   1. builds with the `tch` and `vulkan` features (libtorch 2.9.0 from the
 #      torch wheel, scripts/setup_torch.sh);
 #   2. runs the backend parity tests on tch-cuda:0, wgpu and vulkan against
-#      flex, f32 and bf16;
+#      flex, in f32, bf16 and f16;
 #   3. runs the backend benchmark (scripts/bench.sh) on every device;
 #   4. runs the quickstart recipe on tch-cuda:0.
 # Everything it prints also goes to $TILLER_GPU_LOG (default

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs libtorch for the `tch` backend and prints the environment a build
-# and a run need. burn-tch 0.22 links libtorch 2.9.0 through the tch crate;
-# the only libtorch the package registries carry is the one inside PyPI's
-# torch 2.9.0 wheel, so this script installs that wheel into a virtual
-# environment (git-ignored) and points the build at it.
+# and a run need. burn-tch 0.22 links libtorch 2.9.0 through the tch crate.
+# The only libtorch 2.9.0 the package registries carry is inside PyPI's
+# torch 2.9.0 wheel, so this script installs that wheel into a git-ignored
+# virtual environment and points the build at it.
 #
 # Usage:  eval "$(scripts/setup_torch.sh)"
 #

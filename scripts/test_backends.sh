@@ -19,6 +19,10 @@ if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1
 fi
 
+results="$(mktemp)"
+runs="$(mktemp -d)"
+trap 'rm -rf "$runs" "$results"' EXIT
+
 features=tch,wgpu
 packages=(-p tiller-model -p tiller-train -p tiller-decode -p tiller-cli)
 cargo build --release --locked "${packages[@]}" --features "$features"
@@ -38,13 +42,10 @@ fi
 export TILLER_PARITY_DEVICES
 echo "test_backends: comparing flex with $TILLER_PARITY_DEVICES"
 
-results="$(mktemp)"
 cargo test --release --locked "${packages[@]}" --features "$features" -- parity device 2>&1 |
     tee "$results"
 
 # The whole CLI on each device, sized to take about a minute on 2 cores.
-runs="$(mktemp -d)"
-trap 'rm -rf "$runs" "$results"' EXIT
 IFS=, read -ra devices <<<"$TILLER_PARITY_DEVICES"
 for device in "${devices[@]}"; do
     echo "test_backends: tiller run on $device"

@@ -44,7 +44,7 @@ enum Command {
 #[derive(Args, Debug)]
 struct DevicesArgs {
     /// Devices to try (default: flex, wgpu, vulkan, tch-cpu, tch-cuda:0).
-    /// Exits non-zero when one of them cannot be opened.
+    /// With names given, exits non-zero when one of them cannot be opened.
     names: Vec<String>,
 }
 
@@ -108,10 +108,13 @@ fn run(cli: &Cli, progress: bool) -> anyhow::Result<()> {
     let load = |args: &StageArgs| -> anyhow::Result<Recipe> {
         let mut overrides = args.overrides.clone();
         if let Some(device) = &args.device {
-            overrides.push(format!("run.device={device:?}"));
+            overrides.push(format!("run.device={}", toml::Value::from(device.as_str())));
         }
         if let Some(precision) = &args.precision {
-            overrides.push(format!("run.precision={precision:?}"));
+            overrides.push(format!(
+                "run.precision={}",
+                toml::Value::from(precision.as_str())
+            ));
         }
         Recipe::load(&args.recipe, &overrides)
     };

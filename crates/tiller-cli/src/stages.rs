@@ -121,7 +121,11 @@ const TRAIN_RECORD: &str = "train.json";
 
 /// Recipe sections that decide what the rollout stage produces.
 fn rollout_settings(recipe: &Recipe) -> Result<serde_json::Value> {
+    // The device and precision change the samples: each backend rounds
+    // differently, and bf16 changes the base model's distribution.
     Ok(serde_json::json!({
+        "device": recipe.run.device,
+        "precision": recipe.run.precision,
         "model": serde_json::to_value(&recipe.model)?,
         "prompts": serde_json::to_value(&recipe.prompts)?,
         "reward": serde_json::to_value(&recipe.reward)?,

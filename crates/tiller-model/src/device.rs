@@ -31,8 +31,10 @@ pub enum DeviceSpec {
 
 /// Floating-point type of the frozen base model's weights and compute.
 ///
-/// Scorer training always runs in f32, and log-softmax, KL and value
-/// targets are computed in f32 whatever this says.
+/// Log-softmax, KL and value targets are computed in f32 whatever this
+/// says.
+// TODO: the scorer always trains and runs in f32; half-precision scorer
+// parameters would need f32 master weights in the optimizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
     /// 32-bit IEEE floats.
@@ -59,8 +61,8 @@ pub enum DeviceError {
     /// The backend exists but this binary was built without it.
     #[error(
         "device `{spec}` needs the `{feature}` cargo feature, which this build lacks \
-         (it has: {compiled}); rebuild with `cargo build --release -p tiller-cli --features {feature}` \
-         (see the README's Backends section)"
+         (it has: {compiled}); rebuild with `cargo build --release --locked -p tiller-cli \
+         --features {features}` (see the README's Backends section)"
     )]
     NotCompiled {
         /// The requested device.
@@ -69,6 +71,8 @@ pub enum DeviceError {
         feature: &'static str,
         /// The backends this build has, comma-separated.
         compiled: String,
+        /// The features of this build plus `feature`, comma-separated.
+        features: String,
     },
     /// The backend is built in but failed on its first operation.
     #[error("device `{spec}` is not usable on this machine: {reason}. {hint}")]
@@ -127,10 +131,13 @@ impl DeviceSpec {
     /// checked.
     pub fn check(self, precision: Precision) -> Result<(), DeviceError> {
         if let Some(feature) = self.feature().filter(|_| !self.is_compiled()) {
+            let mut features = compiled_features();
+            features.push(feature);
             return Err(DeviceError::NotCompiled {
                 spec: self,
                 feature,
                 compiled: compiled_backends().join(", "),
+                features: features.join(","),
             });
         }
         let reason = match (self, precision) {
@@ -152,31 +159,6 @@ impl DeviceSpec {
     pub fn open(self, precision: Precision) -> Result<Device, DeviceError> {
         self.check(precision)?;
         let device = self.burn_device();
-        let probe = device.clone();
-        let result = quietly(move || {
-            // A matmul and a reduction: the first kernels a broken driver
-            // fails on.
-            let row = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &probe);
-            let dot = row.clone().matmul(row.transpose());
-            dot.sum().into_scalar::<f32>()
-        });
-        match result {
-            Ok(14.0) => {}
-            Ok(sum) => {
-                return Err(DeviceError::Unavailable {
-                    spec: self,
-                    reason: format!("a test dot product gave {sum} instead of 14"),
-                    hint: self.hint(),
-                });
-            }
-            Err(reason) => {
-                return Err(DeviceError::Unavailable {
-                    spec: self,
-                    reason,
-                    hint: self.hint(),
-                });
-            }
-        }
         if precision != Precision::F32 && !device.supports_dtype(precision.dtype()) {
             return Err(DeviceError::UnsupportedPrecision {
                 spec: self,
@@ -184,7 +166,35 @@ impl DeviceSpec {
                 reason: "the backend reports no support for it on this adapter",
             });
         }
-        Ok(device)
+        // Some backends report every type as supported (burn-tch does not
+        // ask the device), so the probe also computes in `precision`.
+        let probe = device.clone();
+        let dtype = precision.dtype();
+        let result = quietly(move || {
+            // A matmul and a reduction: the first kernels a broken driver
+            // fails on. Every value is exact in bf16 and f16.
+            let row = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &probe).cast(dtype);
+            let dot = row.clone().matmul(row.transpose());
+            dot.sum().cast(FloatDType::F32).into_scalar::<f32>()
+        });
+        let reason = match result {
+            Ok(14.0) => return Ok(device),
+            Ok(sum) => format!("a test dot product in {precision} gave {sum} instead of 14"),
+            Err(reason) => reason,
+        };
+        if precision == Precision::F32 {
+            Err(DeviceError::Unavailable {
+                spec: self,
+                reason,
+                hint: self.hint(),
+            })
+        } else {
+            Err(DeviceError::UnsupportedPrecision {
+                spec: self,
+                precision,
+                reason: "a test matmul in that type failed on this device",
+            })
+        }
     }
 
     fn hint(self) -> &'static str {
@@ -194,15 +204,19 @@ impl DeviceSpec {
                 "wgpu needs a Vulkan, Metal or GL driver: on Debian, \
                  `apt-get install mesa-vulkan-drivers` gives the lavapipe CPU adapter"
             }
-            DeviceSpec::TchCpu | DeviceSpec::TchCuda(_) => {
-                "libtorch must be on LD_LIBRARY_PATH: run `eval \"$(scripts/setup_torch.sh)\"`; \
-                 tch-cuda also needs an NVIDIA driver"
+            // libtorch itself has loaded by now: the binary links it.
+            DeviceSpec::TchCpu => "check that libtorch is version 2.9.0 (scripts/setup_torch.sh)",
+            DeviceSpec::TchCuda(_) => {
+                "tch-cuda needs an NVIDIA driver and a CUDA device with this index; \
+                 use tch-cpu without a GPU"
             }
         }
     }
 
     // burn 0.22 marks burn-tch deprecated in favour of its CubeCL backends,
     // but libtorch is still the backend most CUDA machines already have.
+    // TODO: tch-cuda and vulkan have not run on a GPU yet; run
+    // scripts/gpu_check.sh on one.
     #[allow(deprecated)]
     fn burn_device(self) -> Device {
         match self {
@@ -245,12 +259,25 @@ fn first_line(message: &str) -> String {
     let message = message
         .strip_prefix("called `Result::unwrap()` on an `Err` value: ")
         .unwrap_or(message);
+    let message = message.strip_prefix("Torch(\"").unwrap_or(message);
     let end = [message.find('\n'), message.find("\\n")]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(message.len());
     message[..end].trim_end().to_string()
+}
+
+/// The GPU backend features this binary was built with.
+fn compiled_features() -> Vec<&'static str> {
+    [
+        ("wgpu", cfg!(feature = "wgpu")),
+        ("vulkan", cfg!(feature = "vulkan")),
+        ("tch", cfg!(feature = "tch")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect()
 }
 
 /// Names of the backends this binary was built with, in the order a user
@@ -307,6 +334,9 @@ impl FromStr for DeviceSpec {
             "tch-cuda" => DeviceSpec::TchCuda(0),
             _ => {
                 let index = name.strip_prefix("tch-cuda:").ok_or_else(unknown)?;
+                if !index.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(unknown());
+                }
                 DeviceSpec::TchCuda(index.parse().map_err(|_| unknown())?)
             }
         })
@@ -382,7 +412,7 @@ mod tests {
             "tch-cuda".parse::<DeviceSpec>().unwrap(),
             DeviceSpec::TchCuda(0)
         );
-        for bad in ["cuda", "tch-cuda:", "tch-cuda:x", "Flex", ""] {
+        for bad in ["cuda", "tch-cuda:", "tch-cuda:x", "tch-cuda:+1", "Flex", ""] {
             let err = bad.parse::<DeviceSpec>().unwrap_err().to_string();
             assert!(err.contains("tch-cuda:N"), "{err}");
         }
@@ -396,7 +426,14 @@ mod tests {
             }
             let err = spec.open(Precision::F32).unwrap_err().to_string();
             let feature = spec.feature().unwrap();
-            assert!(err.contains(&format!("--features {feature}")), "{err}");
+            assert!(err.contains(&format!("`{feature}` cargo feature")), "{err}");
+            // The rebuild command keeps this build's features and adds one.
+            let features = err.split("--features ").nth(1).unwrap();
+            let features = features.split('`').next().unwrap();
+            assert!(features.split(',').any(|name| name == feature), "{err}");
+            for kept in compiled_features() {
+                assert!(features.split(',').any(|name| name == kept), "{err}");
+            }
         }
     }
 
@@ -404,10 +441,7 @@ mod tests {
     fn backend_panic_keeps_its_first_line() {
         let torch = "called `Result::unwrap()` on an `Err` value: Torch(\"Found no NVIDIA \
                      driver on your system.\\nException raised from device_count_impl\\n\")";
-        assert_eq!(
-            first_line(torch),
-            "Torch(\"Found no NVIDIA driver on your system."
-        );
+        assert_eq!(first_line(torch), "Found no NVIDIA driver on your system.");
         assert_eq!(first_line("no adapter\nmore"), "no adapter");
     }
 
