@@ -45,7 +45,7 @@ echo "test_backends: comparing flex with $TILLER_PARITY_DEVICES"
 cargo test --release --locked "${packages[@]}" --features "$features" -- parity device 2>&1 |
     tee "$results"
 
-# The whole CLI on each device, sized to take about a minute on 2 cores.
+# The whole CLI on each device: about a minute on tch-cpu, a few on lavapipe.
 IFS=, read -ra devices <<<"$TILLER_PARITY_DEVICES"
 for device in "${devices[@]}"; do
     echo "test_backends: tiller run on $device"
