@@ -51,9 +51,10 @@ struct Step {
     next: [u32; 2],
 }
 
-/// Runs the step on `device`. `next` gives the tokens to append; `None`
-/// takes the two most likely ones, as the flex reference does, so every
-/// device compares the same states even where rounding reorders tokens.
+/// Runs the step on `device`, appending the tokens in `next`. With `None`
+/// it appends the two most likely tokens, as the flex reference does. The
+/// other devices reuse the reference's tokens, so rounding that reorders
+/// tokens cannot make them compare different states.
 fn decode_step(
     device: &Device,
     precision: Precision,
@@ -145,7 +146,7 @@ fn backend_parity_tokenwise_step_matches_flex() {
         ] {
             let device = match spec.open(precision) {
                 Ok(device) => device,
-                // Not every adapter holds bf16 or f16; f32 must always work.
+                // Not every adapter supports bf16 or f16, but f32 must always work.
                 Err(err) if precision != Precision::F32 => {
                     println!("{spec} {precision}: skipped, {err}");
                     continue;

@@ -31,8 +31,8 @@ pub enum DeviceSpec {
 
 /// Floating-point type of the frozen base model's weights and compute.
 ///
-/// Log-softmax, KL and value targets are computed in f32 whatever this
-/// says.
+/// Log-softmax, KL and value targets are computed in f32 whatever the
+/// setting.
 // TODO: the scorer always trains and runs in f32; half-precision scorer
 // parameters would need f32 master weights in the optimizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,7 +46,7 @@ pub enum Precision {
     F16,
 }
 
-/// Why a device could not be opened.
+/// Error raised when a device cannot be parsed, built or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// The name matches no backend.
@@ -79,9 +79,9 @@ pub enum DeviceError {
     Unavailable {
         /// The requested device.
         spec: DeviceSpec,
-        /// What the backend reported.
+        /// The backend's message.
         reason: String,
-        /// What to try instead.
+        /// The next step to try.
         hint: &'static str,
     },
     /// The precision name matches none.
@@ -106,7 +106,8 @@ pub enum DeviceError {
 }
 
 impl DeviceSpec {
-    /// The cargo feature that builds this backend in, or `None` for flex.
+    /// Returns the cargo feature that builds this backend in, or `None` for
+    /// flex.
     pub fn feature(self) -> Option<&'static str> {
         match self {
             DeviceSpec::Flex => None,
@@ -116,7 +117,7 @@ impl DeviceSpec {
         }
     }
 
-    /// Whether this binary was built with the backend.
+    /// Returns whether this binary was built with the backend.
     pub fn is_compiled(self) -> bool {
         match self {
             DeviceSpec::Flex => true,
@@ -143,7 +144,7 @@ impl DeviceSpec {
         let reason = match (self, precision) {
             (_, Precision::F32) => return Ok(()),
             (DeviceSpec::Flex, _) => "the flex backend computes in f32 only",
-            // The others answer on `open`, from what the adapter reports.
+            // The other backends are checked in `open`, against the adapter.
             _ => return Ok(()),
         };
         Err(DeviceError::UnsupportedPrecision {
@@ -252,7 +253,7 @@ fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-/// The first line of a backend's panic message, without Rust's `unwrap`
+/// Returns the first line of a backend's panic message, without Rust's `unwrap`
 /// wording: libtorch appends a C++ backtrace of dozens of lines, escaped
 /// as `\n` inside a debug-printed error.
 fn first_line(message: &str) -> String {
@@ -268,7 +269,7 @@ fn first_line(message: &str) -> String {
     message[..end].trim_end().to_string()
 }
 
-/// The GPU backend features this binary was built with.
+/// Returns the GPU backend features this binary was built with.
 fn compiled_features() -> Vec<&'static str> {
     [
         ("wgpu", cfg!(feature = "wgpu")),
@@ -300,7 +301,7 @@ pub fn compiled_backends() -> Vec<&'static str> {
 /// backend parity tests compare with flex.
 pub const PARITY_DEVICES_VAR: &str = "TILLER_PARITY_DEVICES";
 
-/// The devices the backend parity tests compare with flex: those named in
+/// Returns the devices the backend parity tests compare with flex: those named in
 /// `TILLER_PARITY_DEVICES`, or else every compiled backend that can run
 /// without a GPU (`tch-cpu`, and `wgpu`, which finds a CPU adapter such as
 /// lavapipe when there is no GPU).
@@ -356,7 +357,7 @@ impl fmt::Display for DeviceSpec {
 }
 
 impl Precision {
-    /// The burn float type.
+    /// Returns the burn float type.
     pub fn dtype(self) -> FloatDType {
         match self {
             Precision::F32 => FloatDType::F32,
